@@ -1,0 +1,253 @@
+//! Service ticket validation: `/validate` (CAS 3.0 §2.4), `/serviceValidate` and `/proxyValidate`
+//! (§2.5, §2.6), and their `/p3/` twins (§2.7, §2.8).
+//!
+//! The handler parses the request with [`ValidateRequest::parse`], *takes* the ticket from the store
+//! (so a replay finds nothing), looks up the ticket's service, and passes all of it to
+//! [`validate_service_ticket`]. Whatever the outcome, the ticket is gone: CAS 3.0 §3.1.1 burns a
+//! ticket on any validation attempt.
+
+use rand_core::{CryptoRng, RngCore};
+
+use crate::attributes::Attributes;
+use crate::cas::{is_flag_set, ValidationError};
+use crate::service::{RegisteredService, ServiceUrl};
+use crate::session::{SessionId, SsoSession};
+use crate::ticket::{ServiceTicketId, TicketKey};
+use crate::time::Timestamp;
+
+/// Which validation endpoint was called; decides which tickets are acceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/validate`, CAS 1.0: service tickets only, plain-text answer.
+    Validate,
+    /// `/serviceValidate` or `/p3/serviceValidate`: service tickets only.
+    ServiceValidate,
+    /// `/proxyValidate` or `/p3/proxyValidate`: service or proxy tickets.
+    ProxyValidate,
+}
+
+/// The body format asked for with `format` (CAS 3.0 §2.5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseFormat {
+    /// CAS XML (the default).
+    #[default]
+    Xml,
+    /// CAS JSON.
+    Json,
+}
+
+impl ResponseFormat {
+    /// `XML` or `JSON`, any case; absent means XML. Anything else is `INVALID_REQUEST`, answered in XML.
+    pub fn parse(format: Option<&str>) -> Result<Self, ValidationError> {
+        match format {
+            None => Ok(Self::Xml),
+            Some(f) if f.eq_ignore_ascii_case("xml") => Ok(Self::Xml),
+            Some(f) if f.eq_ignore_ascii_case("json") => Ok(Self::Json),
+            Some(_) => Err(ValidationError::InvalidRequest(
+                "format must be XML or JSON".into(),
+            )),
+        }
+    }
+}
+
+/// The raw parameters of a validation request, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct ValidateParams {
+    /// `service`
+    pub service: Option<String>,
+    /// `ticket`
+    pub ticket: Option<String>,
+    /// `renew`
+    pub renew: Option<String>,
+}
+
+/// A validation request whose parameters are present and whose ticket is well formed.
+#[derive(Debug, Clone)]
+pub struct ValidateRequest {
+    /// The service as presented now; compared with the one the ticket was issued for.
+    pub service: String,
+    /// The service ticket to take.
+    pub ticket: ServiceTicketId,
+    /// Only tickets from a fresh password login are acceptable.
+    pub renew: bool,
+}
+
+impl ValidateRequest {
+    /// Checks what can be checked without the store.
+    ///
+    /// A missing `service` or `ticket` is `INVALID_REQUEST`. A proxy ticket at an endpoint that takes
+    /// only service tickets is `INVALID_TICKET_SPEC` (CAS 3.0 §2.5: "MUST NOT" accept proxy tickets);
+    /// proxy tickets at `/proxyValidate` are not issued by this server, and anything else that is not a
+    /// service ticket (a TGT, a PGT, garbage) is `INVALID_TICKET`.
+    pub fn parse(endpoint: Endpoint, params: &ValidateParams) -> Result<Self, ValidationError> {
+        let (Some(service), Some(ticket)) = (non_empty(&params.service), non_empty(&params.ticket))
+        else {
+            return Err(ValidationError::InvalidRequest(
+                "both service and ticket parameters are required".into(),
+            ));
+        };
+        let Some(parsed) = ServiceTicketId::parse(ticket) else {
+            let shown = printable_prefix(ticket);
+            return Err(
+                if ticket.starts_with("PT-") && endpoint != Endpoint::ProxyValidate {
+                    ValidationError::InvalidTicketSpec(format!(
+                        "ticket {shown} is a proxy ticket; use proxyValidate"
+                    ))
+                } else {
+                    ValidationError::InvalidTicket(format!("ticket {shown} not recognized"))
+                },
+            );
+        };
+        Ok(Self {
+            service: service.to_owned(),
+            ticket: parsed,
+            renew: is_flag_set(params.renew.as_deref()),
+        })
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// At most 64 characters of a client-supplied ticket, for echoing in a failure message.
+fn printable_prefix(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+/// A stored service ticket: everything validation needs, so it takes one store round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTicket {
+    /// The store key of the ticket id.
+    pub key: TicketKey,
+    /// The service it was issued for, exactly as given at `/login`.
+    pub service: ServiceUrl,
+    /// The SSO session it came from.
+    pub session_id: SessionId,
+    /// The login name.
+    pub username: String,
+    /// The user's attributes at login.
+    pub attributes: Attributes,
+    /// Issued right after the password was checked, not from single sign-on.
+    pub from_new_login: bool,
+    /// Issued from a "remember me" session.
+    pub long_term: bool,
+    /// When the password was checked.
+    pub authenticated_at: Timestamp,
+    /// When the ticket stops being valid.
+    pub expires_at: Timestamp,
+}
+
+impl ServiceTicket {
+    /// A new ticket for `service` from `session`, valid for `ttl` (CAS 3.0 §3.1).
+    pub fn issue(
+        session: &SsoSession,
+        service: ServiceUrl,
+        from_new_login: bool,
+        ttl: std::time::Duration,
+        now: Timestamp,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (ServiceTicketId, Self) {
+        let id = ServiceTicketId::generate(rng);
+        let ticket = Self {
+            key: id.key(),
+            service,
+            session_id: session.id.clone(),
+            username: session.username.clone(),
+            attributes: session.attributes.clone(),
+            from_new_login,
+            long_term: session.long_term,
+            authenticated_at: session.authenticated_at,
+            expires_at: now.plus(ttl),
+        };
+        (id, ticket)
+    }
+}
+
+/// The three CAS 3.0 protocol attributes (§2.5.2 CAS 3.0 schema, §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolAttributes {
+    /// When the user authenticated.
+    pub authentication_date: Timestamp,
+    /// A "remember me" session was used.
+    pub long_term_authentication_request_token_used: bool,
+    /// The ticket came from a password login, not from single sign-on.
+    pub is_from_new_login: bool,
+}
+
+impl ProtocolAttributes {
+    /// Names reserved for these attributes; user attributes of the same names are not released.
+    pub const NAMES: [&'static str; 3] = [
+        "authenticationDate",
+        "longTermAuthenticationRequestTokenUsed",
+        "isFromNewLogin",
+    ];
+}
+
+/// A successful validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    /// The user id as this service sees it.
+    pub user: String,
+    /// The login name (for logs and single logout).
+    pub username: String,
+    /// The ticket's session.
+    pub session_id: SessionId,
+    /// The service URL the ticket was issued for.
+    pub service: ServiceUrl,
+    /// Released attributes, renamed per policy.
+    pub attributes: Attributes,
+    /// The protocol attributes.
+    pub protocol: ProtocolAttributes,
+}
+
+/// CAS 3.0 §2.5: decides a validation. `ticket` is what the store *took* for the request's ticket
+/// (`None` when unknown or already used); `service` is the registered service the ticket's URL belongs
+/// to now.
+pub fn validate_service_ticket(
+    req: &ValidateRequest,
+    ticket: Option<ServiceTicket>,
+    service: Option<&RegisteredService>,
+    now: Timestamp,
+) -> Result<Validation, ValidationError> {
+    let shown = req.ticket.as_str();
+    let ticket = ticket
+        .ok_or_else(|| ValidationError::InvalidTicket(format!("ticket {shown} not recognized")))?;
+    if now >= ticket.expires_at {
+        return Err(ValidationError::InvalidTicket(format!(
+            "ticket {shown} has expired"
+        )));
+    }
+    if !ticket.service.matches_presented(&req.service) {
+        return Err(ValidationError::InvalidService(format!(
+            "ticket {shown} was not issued for this service"
+        )));
+    }
+    if req.renew && !ticket.from_new_login {
+        return Err(ValidationError::InvalidTicketSpec(format!(
+            "ticket {shown} was issued from single sign-on, but renew was requested"
+        )));
+    }
+    let service = service.ok_or_else(|| {
+        ValidationError::UnauthorizedService(
+            "the service is not authorized to use this server".into(),
+        )
+    })?;
+    let mut attributes = service.released(&ticket.attributes);
+    attributes.retain(|name, _| !ProtocolAttributes::NAMES.contains(&name.as_str()));
+    Ok(Validation {
+        user: service.principal_for(&ticket.username, &ticket.attributes),
+        username: ticket.username,
+        session_id: ticket.session_id,
+        service: ticket.service,
+        attributes,
+        protocol: ProtocolAttributes {
+            authentication_date: ticket.authenticated_at,
+            long_term_authentication_request_token_used: ticket.long_term,
+            is_from_new_login: ticket.from_new_login,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Ticket identifiers (CAS 3.0 §3): made from caller-supplied randomness, compared in constant time,
+//! printed redacted, and stored only as a hash.
+//!
+//! Every ticket is a prefix (`ST-`, `TGT-`, …) followed by base62 characters, so it satisfies the
+//! strictest client charset (`[A-Za-z0-9-]`, trap T6) and carries at least 128 bits of entropy. The
+//! store keys tickets by [`TicketKey`], the SHA-256 of the ticket, so a database lookup compares
+//! hashes, never the secret itself, and a copy of the database holds no usable ticket.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `len` characters drawn uniformly from the base62 alphabet (rejection sampling, no modulo bias).
+pub fn random_base62(rng: &mut (impl RngCore + CryptoRng), len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        rng.fill_bytes(&mut buf);
+        for &b in &buf {
+            // 248 = 4 * 62: bytes at or above it would favour the first characters.
+            if b < 248 && out.len() < len {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    out
+}
+
+/// A kind of ticket: its prefix and how many random characters follow it.
+pub trait TicketKind {
+    /// The literal prefix, with its dash.
+    const PREFIX: &'static str;
+    /// Random base62 characters after the prefix (each carries log2(62) ≈ 5.95 bits).
+    const RANDOM_LEN: usize;
+}
+
+/// Service ticket: `ST-` + 29 characters (≈ 172 bits; 32 characters in all, the length every client
+/// must accept, CAS 3.0 §3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {}
+impl TicketKind for Service {
+    const PREFIX: &'static str = "ST-";
+    const RANDOM_LEN: usize = 29;
+}
+
+/// Ticket-granting ticket, the SSO session's secret held in the TGC cookie (≈ 285 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketGranting {}
+impl TicketKind for TicketGranting {
+    const PREFIX: &'static str = "TGT-";
+    const RANDOM_LEN: usize = 48;
+}
+
+/// Login ticket: the one-time token of a rendered form (CAS 3.0 §3.5), also its CSRF token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {}
+impl TicketKind for Login {
+    const PREFIX: &'static str = "LT-";
+    const RANDOM_LEN: usize = 29;
+}
+
+/// A ticket of kind `K`. Holds a syntactically valid value; says nothing about whether it is stored.
+pub struct Ticket<K> {
+    value: String,
+    kind: PhantomData<K>,
+}
+
+/// A service ticket (`ST-…`).
+pub type ServiceTicketId = Ticket<Service>;
+/// A ticket-granting ticket (`TGT-…`).
+pub type TicketGrantingTicketId = Ticket<TicketGranting>;
+/// A login ticket (`LT-…`).
+pub type LoginTicketId = Ticket<Login>;
+
+impl<K: TicketKind> Ticket<K> {
+    /// A fresh ticket from `rng`, which must be a cryptographic RNG seeded by the OS.
+    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+        let mut value = String::with_capacity(K::PREFIX.len() + K::RANDOM_LEN);
+        value.push_str(K::PREFIX);
+        value.push_str(&random_base62(rng, K::RANDOM_LEN));
+        Self {
+            value,
+            kind: PhantomData,
+        }
+    }
+
+    /// Accepts `s` when it has this kind's prefix followed by 1 to 256 characters of `[A-Za-z0-9-]`.
+    /// Length is not pinned to what we issue, so a forged or foreign ticket is simply not found.
+    pub fn parse(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix(K::PREFIX)?;
+        let ok = !rest.is_empty()
+            && rest.len() <= 256
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then(|| Self {
+            value: s.to_owned(),
+            kind: PhantomData,
+        })
+    }
+
+    /// The ticket as it goes on the wire. Never log it; log [`Ticket::redacted`].
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// The prefix and a few characters, enough to correlate log lines, useless to an attacker.
+    pub fn redacted(&self) -> String {
+        let shown = (K::PREFIX.len() + 4).min(self.value.len());
+        format!("{}…", &self.value[..shown])
+    }
+
+    /// The key the store files this ticket under.
+    pub fn key(&self) -> TicketKey {
+        TicketKey::of(&self.value)
+    }
+}
+
+impl<K> Clone for Ticket<K> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> PartialEq for Ticket<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value.as_bytes().ct_eq(other.value.as_bytes()).into()
+    }
+}
+impl<K> Eq for Ticket<K> {}
+
+impl<K: TicketKind> fmt::Debug for Ticket<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// SHA-256 of a ticket, lowercase hex: what the store keeps and looks tickets up by.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TicketKey(String);
+
+impl TicketKey {
+    /// The key of the ticket text `ticket`.
+    pub fn of(ticket: &str) -> Self {
+        let digest = Sha256::digest(ticket.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        Self(hex)
+    }
+
+    /// A key read back from storage.
+    pub fn from_stored(hex: String) -> Self {
+        Self(hex)
+    }
+
+    /// The hex digest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TicketKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TicketKey({}…)", &self.0[..8.min(self.0.len())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn service_tickets_are_32_safe_characters() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let st = ServiceTicketId::generate(&mut rng);
+        assert_eq!(st.as_str().len(), 32);
+        assert!(st.as_str().starts_with("ST-"));
+        assert!(st.as_str()[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(st, ServiceTicketId::generate(&mut rng));
+    }
+
+    #[test]
+    fn parse_takes_only_its_own_prefix_and_charset() {
+        assert!(ServiceTicketId::parse("ST-abc123").is_some());
+        assert!(ServiceTicketId::parse("PT-abc123").is_none());
+        assert!(ServiceTicketId::parse("ST-").is_none());
+        assert!(ServiceTicketId::parse("ST-ab_c").is_none());
+        assert!(ServiceTicketId::parse("ST-ab c").is_none());
+        assert!(ServiceTicketId::parse(&format!("ST-{}", "a".repeat(257))).is_none());
+        assert!(TicketGrantingTicketId::parse("ST-abc").is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_the_whole_ticket() {
+        let st = ServiceTicketId::parse("ST-abcdefghijklmnop").unwrap();
+        assert_eq!(format!("{st:?}"), "ST-abcd…");
+    }
+
+    #[test]
+    fn keys_are_sha256_hex() {
+        assert_eq!(
+            TicketKey::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn base62_is_roughly_uniform() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let s = random_base62(&mut rng, 62_000);
+        let zeros = s.bytes().filter(|&b| b == b'0').count();
+        let zs = s.bytes().filter(|&b| b == b'z').count();
+        assert!(
+            (800..1200).contains(&zeros) && (800..1200).contains(&zs),
+            "{zeros} {zs}"
+        );
+    }
+}
