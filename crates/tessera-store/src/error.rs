@@ -1,0 +1,29 @@
+//! Errors of the store boundary.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row already exists (a user or service of that name).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored row could not be read back into a domain value.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database URL is not usable.
+    #[error("database url `{url}`: {reason}")]
+    BadUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;

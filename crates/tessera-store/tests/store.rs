@@ -1,0 +1,388 @@
+//! One suite for every backend: each behaviour is an async function taking a fresh store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test that cannot go on should stop loudly
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_protocol::cas::validate::ServiceTicket;
+use tessera_protocol::service::{
+    AttributeRelease, AttributeRule, RegisteredService, Requirement, ServiceOrigin, ServicePattern,
+    ServiceUrl,
+};
+use tessera_protocol::session::{SessionId, SsoSession};
+use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId, TicketKey};
+use tessera_protocol::{Attributes, Timestamp};
+use tessera_store::{ServiceAccess, SqliteStore, Store, StoreError, UserRecord};
+
+const T0: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
+
+fn rng() -> rand::rngs::ThreadRng {
+    rand::thread_rng()
+}
+
+fn attrs() -> Attributes {
+    let mut a = Attributes::new();
+    a.insert(
+        "eduPersonAffiliation".into(),
+        vec!["staff".into(), "member".into()],
+    );
+    a
+}
+
+fn new_session(username: &str) -> (TicketGrantingTicketId, SsoSession) {
+    let tgt = TicketGrantingTicketId::generate(&mut rng());
+    let s = SsoSession {
+        id: SessionId::generate(&mut rng()),
+        tgt: tgt.key(),
+        username: username.into(),
+        attributes: attrs(),
+        authenticated_at: T0,
+        last_used_at: T0,
+        long_term: false,
+        warn: true,
+    };
+    (tgt, s)
+}
+
+fn ticket_for(s: &SsoSession, service: &str) -> ServiceTicket {
+    ServiceTicket::issue(
+        s,
+        ServiceUrl::parse(service).unwrap(),
+        true,
+        Duration::from_secs(60),
+        T0,
+        &mut rng(),
+    )
+    .1
+}
+
+async fn service_tickets_are_taken_once(store: Arc<dyn Store>) {
+    let (_, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let t = ticket_for(&s, "https://app/?a=b");
+    store.put_service_ticket(&t).await.unwrap();
+    assert_eq!(
+        store.take_service_ticket(&t.key).await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(store.take_service_ticket(&t.key).await.unwrap(), None);
+    assert_eq!(
+        store
+            .take_service_ticket(&TicketKey::of("ST-unknown"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn concurrent_takes_hand_a_ticket_to_exactly_one(store: Arc<dyn Store>) {
+    let (_, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let t = ticket_for(&s, "https://app/");
+        store.put_service_ticket(&t).await.unwrap();
+        let takers: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, key) = (store.clone(), t.key.clone());
+                tokio::spawn(async move { store.take_service_ticket(&key).await.unwrap() })
+            })
+            .collect();
+        let mut winners = 0;
+        for taker in takers {
+            winners += usize::from(taker.await.unwrap().is_some());
+        }
+        assert_eq!(winners, 1);
+    }
+}
+
+async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_session(&tgt.key()).await.unwrap(),
+        Some(s.clone())
+    );
+    let later = T0.plus(Duration::from_secs(5));
+    store
+        .touch_session(&s.id, later, later.plus(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_session(&tgt.key())
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        later
+    );
+
+    let unvalidated = ticket_for(&s, "https://b/");
+    store.put_service_ticket(&unvalidated).await.unwrap();
+    for (service, ticket) in [
+        ("https://a/", "ST-1"),
+        ("https://a/", "ST-2"),
+        ("https://c/?x", "ST-3"),
+    ] {
+        let access = ServiceAccess {
+            service: service.into(),
+            ticket: ticket.into(),
+            validated_at: later,
+        };
+        store.put_service_access(&s.id, &access).await.unwrap();
+    }
+    let ended = store.take_session(&tgt.key()).await.unwrap().unwrap();
+    assert_eq!(ended.session.id, s.id);
+    let mut notified: Vec<_> = ended
+        .services
+        .iter()
+        .map(|a| (a.service.as_str(), a.ticket.as_str()))
+        .collect();
+    notified.sort();
+    assert_eq!(
+        notified,
+        [("https://a/", "ST-2"), ("https://c/?x", "ST-3")],
+        "latest ticket per service URL"
+    );
+    assert_eq!(store.get_session(&tgt.key()).await.unwrap(), None);
+    assert_eq!(store.take_session(&tgt.key()).await.unwrap(), None);
+    assert_eq!(
+        store.take_service_ticket(&unvalidated.key).await.unwrap(),
+        None,
+        "logout ends unvalidated tickets"
+    );
+    let orphan = ServiceAccess {
+        service: "https://z/".into(),
+        ticket: "ST-9".into(),
+        validated_at: later,
+    };
+    store.put_service_access(&s.id, &orphan).await.unwrap();
+}
+
+async fn sessions_are_listed_by_user(store: Arc<dyn Store>) {
+    let (_, a) = new_session("alice");
+    let (_, b) = new_session("bob");
+    for s in [&a, &b] {
+        store
+            .put_session(s, T0.plus(Duration::from_secs(10)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.list_sessions(None).await.unwrap().len(), 2);
+    let bobs = store.list_sessions(Some("bob")).await.unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].id, b.id);
+}
+
+async fn users_round_trip_and_names_are_unique(store: Arc<dyn Store>) {
+    let user = UserRecord {
+        username: "alice".into(),
+        password_hash: "$argon2id$x".into(),
+        attributes: attrs(),
+    };
+    store.put_user(&user, T0).await.unwrap();
+    assert!(matches!(
+        store.put_user(&user, T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get_user("alice").await.unwrap(), Some(user.clone()));
+    assert!(store
+        .put_password_hash("alice", "$argon2id$y")
+        .await
+        .unwrap());
+    assert!(!store.put_password_hash("nobody", "x").await.unwrap());
+    let mut other = Attributes::new();
+    other.insert("mail".into(), vec!["a@x".into()]);
+    assert!(store.put_user_attributes("alice", &other).await.unwrap());
+    let got = store.get_user("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (got.password_hash.as_str(), &got.attributes),
+        ("$argon2id$y", &other)
+    );
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(store.delete_user("alice").await.unwrap());
+    assert!(!store.delete_user("alice").await.unwrap());
+    assert_eq!(
+        store.get_session(&tgt.key()).await.unwrap(),
+        None,
+        "removing a user ends their sessions"
+    );
+    assert!(store.list_users().await.unwrap().is_empty());
+}
+
+async fn services_round_trip_with_their_policy(store: Arc<dyn Store>) {
+    let mut s = RegisteredService::new(
+        "app",
+        ServicePattern::regex(r"https://app\.org/.*").unwrap(),
+        ServiceOrigin::Database,
+    );
+    s.release = AttributeRelease::Only(vec![
+        AttributeRule::parse("mail=email").unwrap(),
+        AttributeRule::parse("uid").unwrap(),
+    ]);
+    s.username_attribute = Some("uid".into());
+    s.requirements = vec![Requirement::parse("memberOf=cn=staff,.*").unwrap()];
+    s.sso = false;
+    s.logout_url = Some("https://app.org/slo".into());
+    store.put_service(&s).await.unwrap();
+    assert!(matches!(
+        store.put_service(&s).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let prefix = RegisteredService::new(
+        "b",
+        ServicePattern::from_parts("prefix", "https://b.org/").unwrap(),
+        ServiceOrigin::Database,
+    );
+    store.put_service(&prefix).await.unwrap();
+    let listed = store.list_services().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let got = &listed[0];
+    assert_eq!(got.name, "app");
+    assert_eq!(format!("{:?}", got.pattern), format!("{:?}", s.pattern));
+    assert_eq!(got.release, s.release);
+    assert_eq!(got.username_attribute, s.username_attribute);
+    assert_eq!(got.requirements[0].to_string(), "memberOf=cn=staff,.*");
+    assert!(!got.sso);
+    assert_eq!(got.logout_url, s.logout_url);
+    assert_eq!(listed[1].pattern.kind(), "prefix");
+    assert!(store.delete_service("app").await.unwrap());
+    assert!(!store.delete_service("app").await.unwrap());
+}
+
+async fn login_tickets_are_single_use_and_expire(store: Arc<dyn Store>) {
+    let lt = LoginTicketId::generate(&mut rng());
+    store
+        .put_login_ticket(&lt.key(), T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(store.take_login_ticket(&lt.key(), T0).await.unwrap());
+    assert!(!store.take_login_ticket(&lt.key(), T0).await.unwrap());
+    let old = LoginTicketId::generate(&mut rng());
+    store
+        .put_login_ticket(&old.key(), T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(!store
+        .take_login_ticket(&old.key(), T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap());
+}
+
+async fn login_failures_count_within_a_window(store: Arc<dyn Store>) {
+    let window = Duration::from_secs(60);
+    assert_eq!(store.get_login_failures("user:alice").await.unwrap(), None);
+    for i in 1..=3u32 {
+        let f = store
+            .record_login_failure(
+                "user:alice",
+                T0.plus(Duration::from_secs(u64::from(i))),
+                window,
+            )
+            .await
+            .unwrap();
+        assert_eq!(f.failures, i);
+        assert_eq!(f.first_at, T0.plus(Duration::from_secs(1)));
+    }
+    let fresh = store
+        .record_login_failure("user:alice", T0.plus(Duration::from_secs(200)), window)
+        .await
+        .unwrap();
+    assert_eq!(fresh.failures, 1, "a quiet window starts the count again");
+    store.delete_login_failures("user:alice").await.unwrap();
+    assert_eq!(store.get_login_failures("user:alice").await.unwrap(), None);
+}
+
+async fn expired_rows_are_swept(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let (tgt2, s2) = new_session("bob");
+    store
+        .put_session(&s2, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let t = ticket_for(&s2, "https://app/");
+    store.put_service_ticket(&t).await.unwrap();
+    store
+        .record_login_failure("ip:1", T0, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let swept = store
+        .delete_expired(T0.plus(Duration::from_secs(61)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(swept, 3, "session, ticket (60 s) and failure entry");
+    assert_eq!(store.get_session(&tgt.key()).await.unwrap(), None);
+    assert!(store.get_session(&tgt2.key()).await.unwrap().is_some());
+    assert_eq!(store.get_login_failures("ip:1").await.unwrap(), None);
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    let url = format!("sqlite://{}/nested/tessera.db", dir.path().display());
+    Arc::new(SqliteStore::connect(&url).await.unwrap())
+}
+
+macro_rules! sqlite_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(super::sqlite(&dir).await).await;
+                }
+            )*
+        }
+    };
+}
+
+sqlite_tests!(
+    service_tickets_are_taken_once,
+    concurrent_takes_hand_a_ticket_to_exactly_one,
+    sessions_live_are_touched_and_end_with_their_tickets,
+    sessions_are_listed_by_user,
+    users_round_trip_and_names_are_unique,
+    services_round_trip_with_their_policy,
+    login_tickets_are_single_use_and_expire,
+    login_failures_count_within_a_window,
+    expired_rows_are_swept,
+);
+
+#[tokio::test]
+async fn a_committed_ticket_survives_reopening_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, s) = new_session("alice");
+    let t = ticket_for(&s, "https://app/");
+    {
+        let store = sqlite(&dir).await;
+        store
+            .put_session(&s, T0.plus(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        store.put_service_ticket(&t).await.unwrap();
+    }
+    let store = sqlite(&dir).await;
+    assert_eq!(store.take_service_ticket(&t.key).await.unwrap(), Some(t));
+}
+
+#[tokio::test]
+async fn bad_urls_are_named() {
+    let err = SqliteStore::connect("mysql://x").await.unwrap_err();
+    assert!(err.to_string().contains("mysql://x"), "{err}");
+}
