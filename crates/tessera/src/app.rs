@@ -1,0 +1,301 @@
+//! Application state, the top-level router, and the server that runs them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tessera_protocol::service::{RegisteredService, ServiceRegistry};
+use tessera_store::{SqliteStore, Store, StoreError, StoreResult};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::local::{LocalAuthenticator, PasswordHasher};
+use crate::auth::{AuthError, Authenticator};
+use crate::clock::Clock;
+use crate::config::{Loaded, Settings};
+use crate::http::response::{html, redirect};
+use crate::http::{cas, login, logout, security};
+use crate::web::templates::{Chrome, ErrorPage, TemplateError, Templates};
+
+/// Everything a handler may use. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Credential checking.
+    pub authenticator: Arc<dyn Authenticator>,
+    /// Password hashing (shared with the authenticator).
+    pub hasher: PasswordHasher,
+    /// "Now".
+    pub clock: Arc<dyn Clock>,
+    /// Page templates.
+    pub templates: Arc<Templates>,
+    /// Configuration.
+    pub settings: Arc<Settings>,
+    /// Services declared in the config file.
+    pub file_services: Arc<Vec<RegisteredService>>,
+    /// Where users reach us: scheme, host and port (no path).
+    public_url: Arc<url::Url>,
+    static_base: Arc<str>,
+}
+
+impl AppState {
+    /// The registry: config-file services, then database services.
+    pub async fn registry(&self) -> StoreResult<ServiceRegistry> {
+        Ok(ServiceRegistry::new(
+            self.file_services.as_ref().clone(),
+            self.store.list_services().await?,
+        ))
+    }
+
+    /// `path` under the CAS base path (`/login` → `/cas/login`).
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.base_path())
+    }
+
+    /// What every page template needs.
+    pub fn chrome(&self) -> Chrome<'_> {
+        Chrome {
+            static_base: &self.static_base,
+            base_path: self.settings.base_path(),
+        }
+    }
+
+    /// Whether users reach Tessera over https (cookies are then `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// Our origin, as browsers write it in `Origin` (`https://sso.example.org`).
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    /// The public URL of the CAS base (`https://sso.example.org/cas`).
+    pub fn public_base(&self) -> String {
+        format!(
+            "{}{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            self.settings.base_path()
+        )
+    }
+}
+
+/// Opens the store a database URL names, creating and migrating it as needed.
+pub async fn open_store(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::BadUrl {
+            url: url.to_owned(),
+            reason: "unsupported database; use sqlite://PATH".into(),
+        })
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// A theme template is broken.
+    #[error("theme: {0}")]
+    Template(#[from] TemplateError),
+    /// Password hashing parameters are unusable.
+    #[error("password settings: {0}")]
+    Auth(#[from] AuthError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Opens the store, binds `listen` (`settings.server.listen` unless overridden) and builds the app.
+    pub async fn bind(loaded: Loaded, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let store = open_store(&loaded.settings.database.url).await?;
+        Self::bind_with_store(loaded, store, clock).await
+    }
+
+    /// Like [`Server::bind`], with a store opened by the caller.
+    pub async fn bind_with_store(
+        loaded: Loaded,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let Loaded {
+            settings,
+            file_services,
+        } = loaded;
+        let addr = settings.server.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let public_url = match &settings.server.public_url {
+            Some(url) => url.clone(),
+            None => url::Url::parse(&format!("http://{bound}/")).map_err(|e| StartError::Bind {
+                addr,
+                source: std::io::Error::other(e.to_string()),
+            })?,
+        };
+        let templates = Templates::new(settings.theme.dir.as_deref())?;
+        let hasher = PasswordHasher::new(&settings.password)?;
+        let authenticator = Arc::new(LocalAuthenticator::new(store.clone(), hasher.clone()));
+        let static_base: Arc<str> = format!("{}/static", settings.base_path()).into();
+        let state = AppState {
+            store,
+            authenticator,
+            hasher,
+            clock,
+            templates: Arc::new(templates),
+            settings: Arc::new(settings),
+            file_services: Arc::new(file_services),
+            public_url: Arc::new(public_url),
+            static_base,
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The application state (store, settings, clock).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The router, for serving it some other way.
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests. Also sweeps expired
+    /// sessions and tickets in the background.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweep(self.state.clone()));
+        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        sweeper.abort();
+        served
+    }
+}
+
+/// Removes expired rows every `sweep_interval`; the server needs no cron.
+async fn sweep(app: AppState) {
+    let mut every = tokio::time::interval(app.settings.session.sweep_interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match app
+            .store
+            .delete_expired(app.clock.now(), app.settings.login.failure_window)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "expired sessions and tickets swept"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = tessera_protocol::ticket::random_base62(&mut rand::rngs::OsRng, 16);
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// Every route Tessera answers.
+pub fn router(app: AppState) -> Router {
+    let base = app.settings.base_path().to_owned();
+    let mut routes = Router::new()
+        .merge(login::router(&app))
+        .merge(logout::router(&app))
+        .merge(cas::router(&app))
+        .route(&app.path("/static/{file}"), get(static_file));
+    // Flask-CAS logs in at `{base}?service=…`: `{base}` and `{base}/` are `/login` (trap T15).
+    routes = routes.route(&format!("{base}/"), get(base_redirect));
+    if !base.is_empty() {
+        routes = routes.route(&base, get(base_redirect));
+    }
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let mut routes = routes.fallback(not_found).with_state(app.clone());
+    for layer in security::headers() {
+        routes = routes.layer(layer);
+    }
+    routes
+        .layer(RequestBodyLimitLayer::new(app.settings.server.max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or(req.uri().path(), |m| m.as_str());
+            tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+}
+
+async fn base_redirect(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    match query {
+        Some(q) => redirect(&format!("{}?{q}", app.path("/login"))),
+        None => redirect(&app.path("/login")),
+    }
+}
+
+async fn static_file(State(app): State<AppState>, Path(file): Path<String>) -> Response {
+    match app.templates.static_file(&file) {
+        Some((content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => not_found(State(app)).await,
+    }
+}
+
+async fn not_found(State(app): State<AppState>) -> Response {
+    let page = ErrorPage {
+        chrome: app.chrome(),
+        title: "Not found",
+        message: "There is nothing at this address.",
+        request_id: None,
+    };
+    match app.templates.error(&page) {
+        Ok(body) => html(StatusCode::NOT_FOUND, body),
+        Err(_) => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}

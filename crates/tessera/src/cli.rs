@@ -1,0 +1,579 @@
+//! The `tessera` command line: `serve`, and the `user`, `service` and `config` admin commands.
+//! Scripts depend on these names and on `serve`'s first line of output.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tessera_protocol::attributes::is_valid_attribute_name;
+use tessera_protocol::service::{
+    AttributeRelease, MatchOutcome, ServiceOrigin, ServiceRegistry, ServiceUrl,
+};
+use tessera_protocol::Attributes;
+use tessera_store::{Store, StoreError, UserRecord};
+
+use crate::app::{open_store, AppState, Server, StartError};
+use crate::auth::local::PasswordHasher;
+use crate::auth::{is_valid_username, AuthError, Password};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{build_service, ConfigError, Loaded, Settings};
+use crate::telemetry::LogFormat;
+
+/// Tessera single sign-on server.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, built-in defaults apply.
+    #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server. The first line printed is `tessera listening on http://ADDR`.
+    Serve {
+        /// Listen address, overriding `[server] listen` (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Also create a demo user (new random password, printed) and a demo service for
+        /// http://localhost:* and http://127.0.0.1:*.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage users of the built-in user store.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage registered services.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `tessera user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add {
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        /// An attribute, KEY=VALUE; repeat a key for several values.
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+    },
+    /// Set a user's password.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set attributes: each KEY given replaces that attribute's values (repeat a key for several
+    /// values; `KEY=` with nothing after it removes the attribute). Other attributes stay.
+    Attr {
+        /// Login name.
+        name: String,
+        /// KEY=VALUE pairs.
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        attrs: Vec<String>,
+    },
+    /// List users and their attributes.
+    List,
+    /// Remove a user and end their sessions.
+    Remove {
+        /// Login name.
+        name: String,
+    },
+}
+
+/// `tessera service …`
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Register a service.
+    Add(ServiceAdd),
+    /// List registered services, in the order they are matched.
+    List,
+    /// Remove a service registered in the database.
+    Remove {
+        /// Service name.
+        name: String,
+    },
+    /// Tell which service, if any, a URL belongs to, and why.
+    Match {
+        /// The service URL, as a CAS client would send it (decoded).
+        url: String,
+    },
+}
+
+/// `tessera service add`
+#[derive(Debug, Args)]
+pub struct ServiceAdd {
+    /// Unique name.
+    pub name: String,
+    /// Regular expression that must match the whole service URL.
+    #[arg(long, group = "match", required_unless_present_any = ["exact", "prefix"])]
+    pub pattern: Option<String>,
+    /// The one URL of the service.
+    #[arg(long, group = "match")]
+    pub exact: Option<String>,
+    /// A URL prefix; the URL must continue with `/`, `?` or `#` (or the prefix end with `/`).
+    #[arg(long, group = "match")]
+    pub prefix: Option<String>,
+    /// Release every attribute.
+    #[arg(long, conflicts_with = "release")]
+    pub release_all: bool,
+    /// Release this attribute, optionally renamed (ATTR or ATTR=RENAMED); repeatable.
+    #[arg(long, value_name = "ATTR[=RENAMED]")]
+    pub release: Vec<String>,
+    /// Send this attribute's first value as the user id instead of the login name.
+    #[arg(long, value_name = "ATTR")]
+    pub username_attr: Option<String>,
+    /// Require an attribute value matching REGEX (whole value); repeatable, all must hold.
+    #[arg(long, value_name = "ATTR=REGEX")]
+    pub require: Vec<String>,
+    /// Where single-logout requests go (default: the URL the service logged in with).
+    #[arg(long, value_name = "URL")]
+    pub logout_url: Option<String>,
+    /// Ask for the password at every login, even with an SSO session.
+    #[arg(long)]
+    pub no_sso: bool,
+    /// Register it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+/// `tessera config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration file and the registered services; exit non-zero on a problem.
+    Check,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The server could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// Reading or writing the terminal failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The command's arguments or target are wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// A lookup found nothing (exit status 1, no error message beyond the output).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+impl CliError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::Invalid(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+fn load(cli_config: Option<&std::path::Path>) -> Result<Loaded, ConfigError> {
+    Settings::load(cli_config, std::env::vars())
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let loaded = load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { listen, demo } => serve(loaded, listen, demo).await,
+        Command::User(cmd) => user(&loaded, cmd).await,
+        Command::Service(cmd) => service(&loaded, cmd).await,
+        Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.config.as_deref()).await,
+    }
+}
+
+async fn serve(mut loaded: Loaded, listen: Option<SocketAddr>, demo: bool) -> Result<(), CliError> {
+    if let Some(listen) = listen {
+        loaded.settings.server.listen = listen;
+    }
+    let server = Server::bind(loaded, Arc::new(SystemClock)).await?;
+    let addr = server.local_addr()?;
+    println!("tessera listening on http://{addr}");
+    if demo {
+        set_up_demo(server.state()).await?;
+    }
+    tracing::info!(%addr, base = %server.state().public_base(), "tessera started");
+    server.run(shutdown_signal()).await?;
+    tracing::info!("tessera stopped");
+    Ok(())
+}
+
+/// The demo service: any http URL on localhost or 127.0.0.1, any port.
+pub const DEMO_SERVICE_PATTERN: &str = r"http://(localhost|127\.0\.0\.1)(:[0-9]+)?([/?#].*)?";
+
+async fn set_up_demo(app: &AppState) -> Result<(), CliError> {
+    let password = tessera_protocol::ticket::random_base62(&mut rand::rngs::OsRng, 16);
+    let hash = app.hasher.hash(&Password::new(password.clone())).await?;
+    if !app.store.put_password_hash("demo", &hash).await? {
+        let mut attributes = Attributes::new();
+        attributes.insert("mail".into(), vec!["demo@example.org".into()]);
+        attributes.insert("displayName".into(), vec!["Demo User".into()]);
+        attributes.insert(
+            "eduPersonAffiliation".into(),
+            vec!["member".into(), "staff".into()],
+        );
+        let user = UserRecord {
+            username: "demo".into(),
+            password_hash: hash,
+            attributes,
+        };
+        app.store.put_user(&user, app.clock.now()).await?;
+    }
+    let registry = app.registry().await?;
+    if registry.by_name("demo").is_none() {
+        let service = build_service(
+            "demo",
+            Some(DEMO_SERVICE_PATTERN),
+            None,
+            None,
+            true,
+            &[],
+            None,
+            &[],
+            ServiceOrigin::Database,
+        )
+        .map_err(CliError::Invalid)?;
+        app.store.put_service(&service).await?;
+    }
+    println!("demo user: demo");
+    println!("demo password: {password}");
+    println!("demo service: http://localhost:* and http://127.0.0.1:* (all attributes released)");
+    println!("log in at: {}/login", app.public_base());
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn read_password(from_stdin: bool) -> Result<Password, CliError> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password again: ")?;
+        if first != again {
+            return Err(CliError::Invalid("the passwords differ".into()));
+        }
+        first
+    } else {
+        return Err(CliError::Invalid(
+            "standard input is not a terminal; pass --password-stdin to read the password from it"
+                .into(),
+        ));
+    };
+    if password.is_empty() {
+        return Err(CliError::Invalid("the password is empty".into()));
+    }
+    Ok(Password::new(password))
+}
+
+/// Reads `KEY=VALUE` pairs into attributes; values of a repeated key accumulate.
+fn parse_attributes(pairs: &[String]) -> Result<Attributes, CliError> {
+    let mut attributes = Attributes::new();
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::Invalid(format!("`{pair}` is not KEY=VALUE")))?;
+        if !is_valid_attribute_name(key) {
+            return Err(CliError::Invalid(format!(
+                "`{key}` is not a valid attribute name (letters, digits, - _ . ; not starting with a digit)"
+            )));
+        }
+        let values = attributes.entry(key.to_owned()).or_default();
+        if !value.is_empty() {
+            values.push(value.to_owned());
+        }
+    }
+    Ok(attributes)
+}
+
+async fn store_of(loaded: &Loaded) -> Result<Arc<dyn Store>, CliError> {
+    Ok(open_store(&loaded.settings.database.url).await?)
+}
+
+async fn user(loaded: &Loaded, cmd: UserCommand) -> Result<(), CliError> {
+    let store = store_of(loaded).await?;
+    let hasher = PasswordHasher::new(&loaded.settings.password)?;
+    match cmd {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            attrs,
+        } => {
+            if !is_valid_username(&name) {
+                return Err(CliError::Invalid(format!("`{name}` is not a valid user name: 1 to 256 characters, no control characters or surrounding spaces")));
+            }
+            let mut attributes = parse_attributes(&attrs)?;
+            attributes.retain(|_, v| !v.is_empty());
+            if store.get_user(&name).await?.is_some() {
+                return Err(CliError::Invalid(format!(
+                    "user {name} already exists; use `tessera user passwd` or `tessera user attr`"
+                )));
+            }
+            let password_hash = hasher.hash(&read_password(password_stdin)?).await?;
+            let record = UserRecord {
+                username: name.clone(),
+                password_hash,
+                attributes,
+            };
+            store.put_user(&record, SystemClock.now()).await?;
+            println!("user {name} added");
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            if store.get_user(&name).await?.is_none() {
+                return Err(CliError::NotFound(format!("no user {name}")));
+            }
+            let hash = hasher.hash(&read_password(password_stdin)?).await?;
+            store.put_password_hash(&name, &hash).await?;
+            println!("password of {name} changed");
+        }
+        UserCommand::Attr { name, attrs } => {
+            let changes = parse_attributes(&attrs)?;
+            let Some(mut user) = store.get_user(&name).await? else {
+                return Err(CliError::NotFound(format!("no user {name}")));
+            };
+            for (key, values) in changes {
+                if values.is_empty() {
+                    user.attributes.remove(&key);
+                } else {
+                    user.attributes.insert(key, values);
+                }
+            }
+            store.put_user_attributes(&name, &user.attributes).await?;
+            println!("{name}: {}", format_attributes(&user.attributes));
+        }
+        UserCommand::List => {
+            for user in store.list_users().await? {
+                println!("{}\t{}", user.username, format_attributes(&user.attributes));
+            }
+        }
+        UserCommand::Remove { name } => {
+            if !store.delete_user(&name).await? {
+                return Err(CliError::NotFound(format!("no user {name}")));
+            }
+            println!("user {name} removed");
+        }
+    }
+    Ok(())
+}
+
+fn format_attributes(attributes: &Attributes) -> String {
+    attributes
+        .iter()
+        .flat_map(|(k, values)| values.iter().map(move |v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
+    let store = store_of(loaded).await?;
+    match cmd {
+        ServiceCommand::Add(add) => {
+            if loaded.file_services.iter().any(|s| s.name == add.name) {
+                return Err(CliError::Invalid(format!(
+                    "service {} is declared in the config file, which wins; choose another name",
+                    add.name
+                )));
+            }
+            let mut service = build_service(
+                &add.name,
+                add.pattern.as_deref(),
+                add.exact.as_deref(),
+                add.prefix.as_deref(),
+                add.release_all,
+                &add.release,
+                add.username_attr,
+                &add.require,
+                ServiceOrigin::Database,
+            )
+            .map_err(|e| CliError::Invalid(format!("service {}: {e}", add.name)))?;
+            service.sso = !add.no_sso;
+            service.enabled = !add.disabled;
+            if let Some(url) = add.logout_url {
+                ServiceUrl::parse(&url)
+                    .map_err(|e| CliError::Invalid(format!("--logout-url: {e}")))?;
+                service.logout_url = Some(url);
+            }
+            match store.put_service(&service).await {
+                Err(StoreError::Conflict(_)) => {
+                    return Err(CliError::Invalid(format!(
+                        "service {} already exists; remove it first",
+                        add.name
+                    )));
+                }
+                other => other?,
+            }
+            println!(
+                "service {} added ({} {})",
+                service.name,
+                service.pattern.kind(),
+                service.pattern.source()
+            );
+        }
+        ServiceCommand::List => {
+            let registry =
+                ServiceRegistry::new(loaded.file_services.clone(), store.list_services().await?);
+            for s in registry.services() {
+                let release = match &s.release {
+                    AttributeRelease::Nothing => "none".to_owned(),
+                    AttributeRelease::All => "all".to_owned(),
+                    AttributeRelease::Only(rules) => rules
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                };
+                let origin = match s.origin {
+                    ServiceOrigin::ConfigFile => "file",
+                    ServiceOrigin::Database => "db",
+                };
+                let mut flags = Vec::new();
+                if !s.enabled {
+                    flags.push("disabled");
+                }
+                if !s.sso {
+                    flags.push("no-sso");
+                }
+                println!(
+                    "{}\t{origin}\t{} {}\trelease={release}\t{}",
+                    s.name,
+                    s.pattern.kind(),
+                    s.pattern.source(),
+                    flags.join(",")
+                );
+            }
+        }
+        ServiceCommand::Remove { name } => {
+            if loaded.file_services.iter().any(|s| s.name == name) {
+                return Err(CliError::Invalid(format!(
+                    "service {name} is declared in the config file; remove it there"
+                )));
+            }
+            if !store.delete_service(&name).await? {
+                return Err(CliError::NotFound(format!("no service {name}")));
+            }
+            println!("service {name} removed");
+        }
+        ServiceCommand::Match { url } => {
+            if let Err(e) = ServiceUrl::parse(&url) {
+                return Err(CliError::NotFound(format!(
+                    "{url}: refused before matching: {e}"
+                )));
+            }
+            let from_db = store.list_services().await?;
+            let shadowed: Vec<_> = from_db
+                .iter()
+                .filter(|d| loaded.file_services.iter().any(|f| f.name == d.name))
+                .cloned()
+                .collect();
+            let registry = ServiceRegistry::new(loaded.file_services.clone(), from_db);
+            let mut chosen = None;
+            for (s, outcome) in registry.explain(&url, &shadowed) {
+                let why = match outcome {
+                    MatchOutcome::Chosen => {
+                        chosen = Some(s.name.clone());
+                        "matches: this service is used"
+                    }
+                    MatchOutcome::Shadowed => "matches, but an earlier service wins",
+                    MatchOutcome::Disabled => "matches, but is disabled",
+                    MatchOutcome::NoMatch => "does not match",
+                    MatchOutcome::OverriddenByFile => {
+                        "ignored: the config file declares a service of the same name"
+                    }
+                };
+                println!(
+                    "{}\t{} {}\t{why}",
+                    s.name,
+                    s.pattern.kind(),
+                    s.pattern.source()
+                );
+            }
+            match chosen {
+                Some(name) => println!("{url} belongs to service {name}"),
+                None => {
+                    return Err(CliError::NotFound(format!(
+                        "{url} matches no enabled service"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn config_check(loaded: &Loaded, file: Option<&std::path::Path>) -> Result<(), CliError> {
+    crate::web::templates::Templates::new(loaded.settings.theme.dir.as_deref())
+        .map_err(StartError::from)?;
+    let store = store_of(loaded).await?;
+    let from_db = store.list_services().await?;
+    for d in &from_db {
+        if loaded.file_services.iter().any(|f| f.name == d.name) {
+            println!("note: database service {} is ignored: the config file declares a service of the same name", d.name);
+        }
+    }
+    println!(
+        "{}: ok ({} services in the file, {} in the database)",
+        file.map_or_else(
+            || "built-in defaults".to_owned(),
+            |p| p.display().to_string()
+        ),
+        loaded.file_services.len(),
+        from_db.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! `/login`: the credential requestor (GET, CAS 3.0 §2.1) and acceptor (POST, §2.2).
+//!
+//! The protocol crate decides ([`tessera_protocol::cas::login`]); this module fetches what the
+//! decision needs (session, registry), then renders or redirects.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tessera_protocol::cas::is_flag_set;
+use tessera_protocol::cas::login::{self, LoginFlags, LoginStep, RequestedService};
+use tessera_protocol::service::{ServiceRegistry, ServiceUrl, ServiceUrlError};
+use tessera_protocol::session::SsoSession;
+use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId};
+use tessera_protocol::Timestamp;
+
+use crate::app::AppState;
+use crate::auth::throttle::{address_key, locked_until, user_key};
+use crate::auth::{is_valid_username, Password};
+use crate::http::extract::{cookie, is_cross_site_browser_request, Params};
+use crate::http::response::{html, redirect, PageFault};
+use crate::http::security::{clear_tgc, set_tgc};
+use crate::sso;
+use crate::web::templates::{ErrorPage, LoggedInPage, LoginPage, WarnPage};
+
+/// `GET` and `POST {base}/login`.
+pub fn router(app: &AppState) -> Router<AppState> {
+    Router::new().route(&app.path("/login"), get(login_page).post(login_submit))
+}
+
+type ParsedService = Option<Result<ServiceUrl, ServiceUrlError>>;
+
+fn resolve<'a>(registry: &'a ServiceRegistry, service: &'a ParsedService) -> RequestedService<'a> {
+    match service {
+        None => RequestedService::Absent,
+        Some(Err(_)) => RequestedService::Unregistered,
+        Some(Ok(url)) => registry
+            .find(url.as_str())
+            .map_or(RequestedService::Unregistered, |registered| {
+                RequestedService::Registered(url, registered)
+            }),
+    }
+}
+
+/// What the login form shows.
+struct Form<'a> {
+    requested: RequestedService<'a>,
+    flags: LoginFlags,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+async fn login_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageFault> {
+    let params = Params::from_query(query);
+    let now = app.clock.now();
+    let current = sso::current_session(&app, &headers, now).await?;
+    let registry = app.registry().await?;
+    let service = params.non_empty("service").map(ServiceUrl::parse);
+    let requested = resolve(&registry, &service);
+    let flags = LoginFlags {
+        renew: is_flag_set(params.get("renew")),
+        gateway: is_flag_set(params.get("gateway")),
+    };
+    let step = login::login_page(requested, flags, current.session.as_ref());
+    let mut response = match (step, requested, current.session.as_ref()) {
+        (LoginStep::IssueTicket, RequestedService::Registered(url, _), Some(session)) => {
+            redirect_with_ticket(&app, session, url, false, now).await?
+        }
+        (
+            LoginStep::ConfirmWarning,
+            RequestedService::Registered(url, registered),
+            Some(session),
+        ) => {
+            let lt = new_login_ticket(&app, now).await?;
+            let page = WarnPage {
+                chrome: app.chrome(),
+                action: app.path("/login"),
+                lt,
+                service: url.as_str(),
+                service_name: &registered.name,
+                username: &session.username,
+            };
+            html(StatusCode::OK, app.templates.warn(&page)?)
+        }
+        (LoginStep::GatewayRedirect, RequestedService::Registered(url, _), _) => {
+            tracing::debug!(service = %url, "gateway: no session, back to the service without a ticket");
+            redirect(url.as_str())
+        }
+        (LoginStep::AlreadyLoggedIn, _, Some(session)) => logged_in_page(&app, session)?,
+        (LoginStep::UnauthorizedService, ..) => {
+            unauthorized_service_page(&app, params.get("service"))?
+        }
+        (LoginStep::AccessDenied, RequestedService::Registered(url, _), Some(session)) => {
+            access_denied_page(&app, session, url)?
+        }
+        _ => {
+            show_form(
+                &app,
+                StatusCode::OK,
+                Form {
+                    requested,
+                    flags,
+                    username: "",
+                    error: None,
+                },
+                now,
+            )
+            .await?
+        }
+    };
+    if current.stale_cookie {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, clear_tgc(&app));
+    }
+    Ok(response)
+}
+
+async fn login_submit(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, PageFault> {
+    let (query, form) = (Params::from_query(query), Params::parse(&body));
+    // pycas-sso sends `service` in both the query and the body; the form's copy wins.
+    let field = |name: &str| form.non_empty(name).or_else(|| query.non_empty(name));
+    let now = app.clock.now();
+    let registry = app.registry().await?;
+    let service = field("service").map(ServiceUrl::parse);
+    let requested = resolve(&registry, &service);
+    if matches!(requested, RequestedService::Unregistered) {
+        return unauthorized_service_page(&app, field("service"));
+    }
+    let flags = LoginFlags {
+        renew: is_flag_set(field("renew")),
+        gateway: is_flag_set(field("gateway")),
+    };
+    let username = form.get("username").unwrap_or("").trim();
+    let again = |status, error| {
+        show_form(
+            &app,
+            status,
+            Form {
+                requested,
+                flags,
+                username,
+                error: Some(error),
+            },
+            now,
+        )
+    };
+
+    // The one-time form token (CAS 3.0 §3.5 login ticket) is also the CSRF token. Scripted clients
+    // that post directly (pycas-sso) send none; browsers posting from another site are refused.
+    let token_ok = match form.non_empty("lt").or_else(|| form.non_empty("execution")) {
+        Some(token) => match LoginTicketId::parse(token) {
+            Some(lt) => app.store.take_login_ticket(&lt.key(), now).await?,
+            None => false,
+        },
+        None => {
+            app.settings.login.allow_direct_post
+                && !is_cross_site_browser_request(&headers, &app.public_origin())
+        }
+    };
+    if !token_ok {
+        tracing::warn!(client = %peer.ip(), "login form token missing, expired or already used");
+        return again(
+            StatusCode::FORBIDDEN,
+            "This login form has expired or was already used. Please log in again.",
+        )
+        .await;
+    }
+
+    if is_flag_set(form.get("continue")) {
+        return continue_after_warning(&app, &headers, requested, flags, now).await;
+    }
+
+    let password = form.get("password").unwrap_or("");
+    if username.is_empty() || password.is_empty() {
+        return again(StatusCode::BAD_REQUEST, "Enter your username and password.").await;
+    }
+
+    // Throttling: while a username or an address is locked, every attempt is refused, even the
+    // right password (protocol digest §1.2, trap T32).
+    let login = &app.settings.login;
+    let keys = [
+        (user_key(username), login.max_failures_per_user),
+        (address_key(peer.ip()), login.max_failures_per_address),
+    ];
+    for (key, max) in &keys {
+        if let Some(failures) = app.store.get_login_failures(key).await? {
+            if let Some(until) = locked_until(&failures, *max, login, now) {
+                tracing::warn!(user = %username, client = %peer.ip(), "login refused: too many failures");
+                let wait = until.since(now).as_secs().div_ceil(60).max(1);
+                let message = format!(
+                    "Too many failed attempts. Please wait {wait} minute{} and try again.",
+                    if wait == 1 { "" } else { "s" }
+                );
+                return again(StatusCode::TOO_MANY_REQUESTS, &message).await;
+            }
+        }
+    }
+
+    let user = if is_valid_username(username) {
+        app.authenticator
+            .authenticate(username, &Password::new(password.to_owned()))
+            .await?
+    } else {
+        None
+    };
+    let Some(user) = user else {
+        for (key, _) in &keys {
+            app.store
+                .record_login_failure(key, now, login.failure_window)
+                .await?;
+        }
+        tracing::warn!(user = %username, client = %peer.ip(), "login failed");
+        return again(StatusCode::UNAUTHORIZED, "Invalid username or password.").await;
+    };
+    app.store.delete_login_failures(&keys[0].0).await?;
+
+    // A browser has one session: a new login replaces the one it had.
+    if let Some(old) = cookie(&headers, &app.settings.session.cookie_name)
+        .and_then(|v| TicketGrantingTicketId::parse(&v))
+    {
+        sso::end_session(&app, &old.key(), "replaced by a new login").await?;
+    }
+    let long_term = app.settings.session.remember_me
+        && (is_flag_set(form.get("rememberMe")) || is_flag_set(form.get("remember")));
+    let (tgt, session) =
+        sso::start_session(&app, user, long_term, is_flag_set(form.get("warn")), now).await?;
+    tracing::info!(user = %session.username, session = %session.id, client = %peer.ip(), long_term, "login succeeded");
+
+    let mut response = match (login::after_authentication(requested, &session), requested) {
+        (LoginStep::IssueTicket, RequestedService::Registered(url, _)) => {
+            redirect_with_ticket(&app, &session, url, true, now).await?
+        }
+        (LoginStep::AccessDenied, RequestedService::Registered(url, _)) => {
+            access_denied_page(&app, &session, url)?
+        }
+        _ => logged_in_page(&app, &session)?,
+    };
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_tgc(&app, tgt.as_str(), long_term));
+    Ok(response)
+}
+
+/// The warn page's "Continue": enter the service with the existing session.
+async fn continue_after_warning(
+    app: &AppState,
+    headers: &HeaderMap,
+    requested: RequestedService<'_>,
+    flags: LoginFlags,
+    now: Timestamp,
+) -> Result<Response, PageFault> {
+    let current = sso::current_session(app, headers, now).await?;
+    match (requested, current.session) {
+        (RequestedService::Registered(url, registered), Some(session))
+            if registered.sso && registered.allows(&session.attributes) =>
+        {
+            redirect_with_ticket(app, &session, url, false, now).await
+        }
+        _ => {
+            show_form(
+                app,
+                StatusCode::OK,
+                Form {
+                    requested,
+                    flags,
+                    username: "",
+                    error: None,
+                },
+                now,
+            )
+            .await
+        }
+    }
+}
+
+async fn new_login_ticket(app: &AppState, now: Timestamp) -> Result<String, PageFault> {
+    let lt = LoginTicketId::generate(&mut rand::rngs::OsRng);
+    app.store
+        .put_login_ticket(&lt.key(), now.plus(app.settings.tickets.login_ticket_ttl))
+        .await?;
+    Ok(lt.as_str().to_owned())
+}
+
+async fn show_form(
+    app: &AppState,
+    status: StatusCode,
+    form: Form<'_>,
+    now: Timestamp,
+) -> Result<Response, PageFault> {
+    let (service, service_name) = match form.requested {
+        RequestedService::Registered(url, registered) => {
+            (Some(url.as_str()), Some(registered.name.as_str()))
+        }
+        _ => (None, None),
+    };
+    let page = LoginPage {
+        chrome: app.chrome(),
+        action: app.path("/login"),
+        lt: new_login_ticket(app, now).await?,
+        service,
+        service_name,
+        renew: form.flags.renew,
+        gateway: form.flags.gateway,
+        username: form.username,
+        error: form.error,
+        remember_me: app.settings.session.remember_me,
+    };
+    Ok(html(status, app.templates.login(&page)?))
+}
+
+async fn redirect_with_ticket(
+    app: &AppState,
+    session: &SsoSession,
+    service: &ServiceUrl,
+    from_new_login: bool,
+    now: Timestamp,
+) -> Result<Response, PageFault> {
+    let ticket = sso::issue_service_ticket(app, session, service, from_new_login, now).await?;
+    Ok(redirect(&service.with_ticket(ticket.as_str())))
+}
+
+fn logged_in_page(app: &AppState, session: &SsoSession) -> Result<Response, PageFault> {
+    let page = LoggedInPage {
+        chrome: app.chrome(),
+        username: &session.username,
+        logout_url: app.path("/logout"),
+    };
+    Ok(html(StatusCode::OK, app.templates.logged_in(&page)?))
+}
+
+fn unauthorized_service_page(app: &AppState, service: Option<&str>) -> Result<Response, PageFault> {
+    tracing::warn!(
+        service = service.unwrap_or(""),
+        "login refused: service not authorized"
+    );
+    let page = ErrorPage {
+        chrome: app.chrome(),
+        title: "Application not authorized",
+        message: "The application that sent you here is not registered with this login service, so you cannot log in to it from here. Contact the application's administrator.",
+        request_id: None,
+    };
+    Ok(html(StatusCode::FORBIDDEN, app.templates.error(&page)?))
+}
+
+fn access_denied_page(
+    app: &AppState,
+    session: &SsoSession,
+    service: &ServiceUrl,
+) -> Result<Response, PageFault> {
+    tracing::warn!(user = %session.username, service = %service, "access denied: required attributes not met");
+    let page = ErrorPage {
+        chrome: app.chrome(),
+        title: "Access denied",
+        message: "Your account is not allowed to use this application. If you think it should be, contact your administrator.",
+        request_id: None,
+    };
+    Ok(html(StatusCode::FORBIDDEN, app.templates.error(&page)?))
+}

@@ -1,0 +1,137 @@
+//! The SSO session flows every protocol shares: find the browser's session, start one after a
+//! login, end one, and issue a service ticket from one. Handlers call these; they hold no protocol
+//! rule themselves (those are in `tessera-protocol`) and no SQL (that is in `tessera-store`).
+
+use axum::http::HeaderMap;
+use tessera_protocol::cas::validate::ServiceTicket;
+use tessera_protocol::service::ServiceUrl;
+use tessera_protocol::session::{SessionId, SsoSession};
+use tessera_protocol::ticket::{ServiceTicketId, TicketGrantingTicketId, TicketKey};
+use tessera_protocol::Timestamp;
+use tessera_store::{EndedSession, StoreResult};
+
+use crate::app::AppState;
+use crate::auth::AuthenticatedUser;
+use crate::http::extract::cookie;
+
+/// The browser's session, as found from its TGC cookie.
+#[derive(Debug, Default)]
+pub struct CurrentSession {
+    /// The live session, if any.
+    pub session: Option<SsoSession>,
+    /// The browser sent a cookie that names no live session: it should be cleared.
+    pub stale_cookie: bool,
+}
+
+/// Looks up the session named by the request's TGC cookie. An unknown, malformed or expired cookie
+/// counts as no session (CAS 3.0 §2.1.1) and is reported as stale.
+pub async fn current_session(
+    app: &AppState,
+    headers: &HeaderMap,
+    now: Timestamp,
+) -> StoreResult<CurrentSession> {
+    let Some(value) = cookie(headers, &app.settings.session.cookie_name) else {
+        return Ok(CurrentSession::default());
+    };
+    let Some(tgt) = TicketGrantingTicketId::parse(&value) else {
+        return Ok(CurrentSession {
+            session: None,
+            stale_cookie: true,
+        });
+    };
+    let session = app.store.get_session(&tgt.key()).await?;
+    let policy = app.settings.session.policy();
+    Ok(match session {
+        Some(s) if !s.is_expired(&policy, now) => CurrentSession {
+            session: Some(s),
+            stale_cookie: false,
+        },
+        _ => CurrentSession {
+            session: None,
+            stale_cookie: true,
+        },
+    })
+}
+
+/// Starts a session for a user who just proved who they are. Returns its TGT (for the cookie).
+pub async fn start_session(
+    app: &AppState,
+    user: AuthenticatedUser,
+    long_term: bool,
+    warn: bool,
+    now: Timestamp,
+) -> StoreResult<(TicketGrantingTicketId, SsoSession)> {
+    let (tgt, id) = {
+        let mut rng = rand::rngs::OsRng;
+        (
+            TicketGrantingTicketId::generate(&mut rng),
+            SessionId::generate(&mut rng),
+        )
+    };
+    let session = SsoSession {
+        id,
+        tgt: tgt.key(),
+        username: user.username,
+        attributes: user.attributes,
+        authenticated_at: now,
+        last_used_at: now,
+        long_term,
+        warn,
+    };
+    let expires_at = session.expires_at(&app.settings.session.policy());
+    app.store.put_session(&session, expires_at).await?;
+    Ok((tgt, session))
+}
+
+/// Ends the session whose TGT has `tgt`: its tickets stop working at once. Returns what ended, with
+/// the services it had entered, or `None` if it was already gone.
+pub async fn end_session(
+    app: &AppState,
+    tgt: &TicketKey,
+    reason: &'static str,
+) -> StoreResult<Option<EndedSession>> {
+    let ended = app.store.take_session(tgt).await?;
+    if let Some(e) = &ended {
+        tracing::info!(
+            user = %e.session.username,
+            session = %e.session.id,
+            reason,
+            services = e.services.len(),
+            "sso session ended"
+        );
+    }
+    Ok(ended)
+}
+
+/// Issues a service ticket for `service` from `session`, commits it, and marks the session used.
+/// The ticket is durable before this returns, so it can be handed to the browser.
+pub async fn issue_service_ticket(
+    app: &AppState,
+    session: &SsoSession,
+    service: &ServiceUrl,
+    from_new_login: bool,
+    now: Timestamp,
+) -> StoreResult<ServiceTicketId> {
+    let (id, ticket) = ServiceTicket::issue(
+        session,
+        service.clone(),
+        from_new_login,
+        app.settings.tickets.service_ticket_ttl,
+        now,
+        &mut rand::rngs::OsRng,
+    );
+    app.store.put_service_ticket(&ticket).await?;
+    if !from_new_login {
+        let mut touched = session.clone();
+        touched.last_used_at = now;
+        app.store
+            .touch_session(
+                &session.id,
+                now,
+                touched.expires_at(&app.settings.session.policy()),
+            )
+            .await?;
+    }
+    tracing::info!(user = %session.username, service = %service, ticket = ?id, from_new_login, "service ticket issued");
+    Ok(id)
+}

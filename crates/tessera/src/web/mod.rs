@@ -1,0 +1,3 @@
+//! Server-rendered pages: templates embedded in the binary, overridable from a theme directory.
+
+pub mod templates;

@@ -1,0 +1,151 @@
+"""Fixtures: one tessera server for the run, the three demo apps and a plain service.
+
+The tessera binary comes from TESSERA_BIN, or target/debug/tessera in the
+repository; the suite never builds it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from apps import flask_cas_app, pycas_sso_app, python_cas_app
+from harness import (
+    ALL_USERS,
+    App,
+    AppServer,
+    Browser,
+    Sink,
+    Tessera,
+    TesseraError,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+APP_MODULES = {
+    "flask-cas": flask_cas_app,
+    "python-cas": python_cas_app,
+    "pycas-sso": pycas_sso_app,
+}
+
+# Clients that make their own HTTP calls (python-cas, pycas-sso, Flask-CAS's
+# urlopen) must never send loopback traffic to a proxy from the environment.
+for _var in ("NO_PROXY", "no_proxy"):
+    os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), "127.0.0.1", "localhost"]))
+
+_running_tessera: Tessera | None = None
+
+
+def loopback_pattern(port: int, path_prefix: str = "/") -> str:
+    """Anchored service pattern for http://127.0.0.1:PORT<path_prefix>..."""
+    return rf"http://127\.0\.0\.1:{port}{path_prefix}.*"
+
+
+@dataclass
+class Stack:
+    tessera: Tessera
+    apps: dict[str, App]
+    sink_server: AppServer
+    sink: Sink
+
+    def direct_service(self, path: str) -> str:
+        """A service URL registered with every attribute released."""
+        return self.sink_server.url("/direct/" + path.lstrip("/"))
+
+    def limited_service(self, path: str) -> str:
+        """A service URL registered with only `mail` and `displayName` (renamed `cn`)."""
+        return self.sink_server.url("/limited/" + path.lstrip("/"))
+
+    def unregistered_service(self, path: str) -> str:
+        """A loopback URL no registered pattern matches."""
+        return self.sink_server.url("/unregistered/" + path.lstrip("/"))
+
+
+@pytest.fixture(scope="session")
+def tessera_binary() -> Path:
+    configured = os.environ.get("TESSERA_BIN")
+    path = Path(configured) if configured else REPO_ROOT / "target" / "debug" / "tessera"
+    if not path.is_file() or not os.access(path, os.X_OK):
+        source = "TESSERA_BIN" if configured else "the default location target/debug/tessera"
+        pytest.fail(
+            f"tessera binary not found or not executable at {path} ({source}). "
+            "Build it first (cargo build), or point TESSERA_BIN at it.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack(tessera_binary: Path, tmp_path_factory: pytest.TempPathFactory):
+    global _running_tessera
+    with ExitStack() as cleanup:
+        # Bind every app first: services are registered per app port.
+        servers: dict[str, AppServer] = {}
+        for name in APP_MODULES:
+            servers[name] = AppServer(name)
+            cleanup.callback(servers[name].close)
+        sink_server = AppServer("sink")
+        cleanup.callback(sink_server.close)
+        sink = Sink()
+        sink_server.mount(sink)
+
+        tessera = Tessera(tessera_binary, tmp_path_factory.mktemp("tessera"))
+        cleanup.callback(tessera.stop)
+        setup_error = None
+        try:
+            for user in ALL_USERS:
+                tessera.add_user(user)
+            for name, server in servers.items():
+                tessera.add_service(f"app-{name}", loopback_pattern(server.port))
+            tessera.add_service("direct-clients", loopback_pattern(sink_server.port, "/direct/"))
+            tessera.add_service(
+                "limited-release",
+                loopback_pattern(sink_server.port, "/limited/"),
+                release=["mail", "displayName=cn"],
+            )
+            tessera.start()
+        except TesseraError as exc:
+            setup_error = str(exc)
+        if setup_error is not None:
+            pytest.fail(setup_error, pytrace=False)
+        _running_tessera = tessera
+
+        apps = {}
+        for name, module in APP_MODULES.items():
+            servers[name].mount(module.create_app(tessera.root, servers[name].root))
+            apps[name] = App(name, module, servers[name])
+
+        yield Stack(tessera, apps, sink_server, sink)
+        _running_tessera = None
+
+
+@pytest.fixture
+def new_browser():
+    """Factory for independent browsers (each with its own cookie jar)."""
+    made: list[Browser] = []
+
+    def make() -> Browser:
+        browser = Browser()
+        made.append(browser)
+        return browser
+
+    yield make
+    for browser in made:
+        browser.close()
+
+
+@pytest.fixture
+def browser(new_browser) -> Browser:
+    return new_browser()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and _running_tessera is not None:
+        report.sections.append(("tessera output", _running_tessera.log_tail()))
+    return report

@@ -1,0 +1,763 @@
+"""Test harness: the tessera process, in-process web apps and a hop-by-hop browser.
+
+Nothing in here knows about a particular CAS client; the apps in ``apps/`` and
+the tests bring the clients.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import shlex
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http.cookiejar import DefaultCookiePolicy
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import requests
+from requests.cookies import get_cookie_header
+from werkzeug.serving import make_server
+
+HTTP_TIMEOUT = 10  # seconds, for every request the browser makes
+CLI_TIMEOUT = 60  # seconds, for one `tessera user add` / `service add`
+STARTUP_TIMEOUT = 30  # seconds until `tessera serve` prints its listening line
+STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL at teardown
+MAX_HOPS = 15
+
+LISTENING_RE = re.compile(r"^tessera listening on (http://127\.0\.0\.1:(\d+))$")
+TICKET_RE = re.compile(r"^ST-[A-Za-z0-9-]+$")
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+# --------------------------------------------------------------------------
+# Users
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password: str
+    attrs: tuple[tuple[str, str], ...] = ()
+
+
+ALICE = User(
+    "alice",
+    "alice-correct-horse-7",
+    (
+        ("mail", "alice@example.org"),
+        ("eduPersonAffiliation", "staff"),
+        ("eduPersonAffiliation", "member"),
+        ("displayName", "Alice Example"),
+    ),
+)
+
+# A password full of form-encoding traps, and attribute values full of XML ones.
+ZOE = User(
+    "zoe",
+    "p@ss w0rd+&=%20é",
+    (
+        ("mail", "zoe@example.org"),
+        ("o", "Smith & Sons <Ltd> \"quoted\" 'single'"),
+    ),
+)
+
+# Users that only ever see a failed login, one per test that needs one, so a
+# throttle counting failures per user can never lock out ALICE or a later test.
+FUMBLERS = {
+    key: User(name, f"{name}-right-password", (("mail", f"{name}@example.org"),))
+    for key, name in (
+        ("flask-cas", "bob"),
+        ("python-cas", "carol"),
+        ("pycas-sso", "dave"),
+        ("pycas-direct", "erin"),
+    )
+}
+
+ALL_USERS = (ALICE, ZOE, *FUMBLERS.values())
+
+
+def normalise_attributes(attrs: dict | None) -> dict:
+    """Attribute dict with Flask-CAS's literal ``cas:`` key prefix removed."""
+    return {key.removeprefix("cas:"): value for key, value in (attrs or {}).items()}
+
+
+def assert_alice_attributes(attrs: dict | None) -> None:
+    got = normalise_attributes(attrs)
+    assert got.get("mail") == "alice@example.org", got
+    assert got.get("displayName") == "Alice Example", got
+    affiliation = got.get("eduPersonAffiliation")
+    assert isinstance(affiliation, list), f"multi-valued attribute is not a list: {got}"
+    assert sorted(affiliation) == ["member", "staff"], got
+
+
+# --------------------------------------------------------------------------
+# The tessera binary
+
+
+class TesseraError(RuntimeError):
+    pass
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string literal is a valid TOML basic string.
+    return json.dumps(value)
+
+
+class Tessera:
+    """One tessera instance: its config, its database and (once started) its server."""
+
+    def __init__(self, binary: Path, workdir: Path):
+        self.binary = binary
+        self.workdir = workdir
+        self.config = workdir / "tessera.toml"
+        self.config.write_text(
+            "[database]\n"
+            f"url = {_toml_string('sqlite://' + str(workdir / 'tessera.db'))}\n"
+        )
+        self.proc: subprocess.Popen | None = None
+        self.root: str | None = None  # http://127.0.0.1:PORT
+        self.stdout: deque[str] = deque(maxlen=500)
+        self.stderr: deque[str] = deque(maxlen=500)
+        self._drainers: list[threading.Thread] = []
+
+    # -- admin CLI ----------------------------------------------------------
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        cmd = [str(self.binary), *args, "--config", str(self.config)]
+        try:
+            result = subprocess.run(
+                cmd,
+                input=(stdin or "").encode("utf-8"),
+                capture_output=True,
+                timeout=CLI_TIMEOUT,
+                # No controlling terminal: a password prompt must read stdin, and
+                # cannot hang the suite waiting on a tty.
+                start_new_session=True,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TesseraError(f"`tessera {_show(args)}` did not finish within {CLI_TIMEOUT}s") from exc
+        if result.returncode != 0:
+            raise TesseraError(
+                f"`tessera {_show(args)}` exited with {result.returncode}\n"
+                f"stdout:\n{result.stdout.decode('utf-8', 'replace')}\n"
+                f"stderr:\n{result.stderr.decode('utf-8', 'replace')}"
+            )
+        return result
+
+    def add_user(self, user: User) -> None:
+        args = ["user", "add", user.name, "--password-stdin"]
+        for key, value in user.attrs:
+            args += ["--attr", f"{key}={value}"]
+        # The password goes on stdin without a trailing newline.
+        self.cli(*args, stdin=user.password)
+
+    def add_service(self, name: str, pattern: str, release: Iterable[str] | None = None) -> None:
+        """Register a service; ``release=None`` releases every attribute."""
+        args = ["service", "add", name, "--pattern", pattern]
+        if release is None:
+            args.append("--release-all")
+        else:
+            for item in release:
+                args += ["--release", item]
+        self.cli(*args)
+
+    # -- server ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(self.binary), "serve", "--config", str(self.config), "--listen", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        first_line: queue.Queue[str | None] = queue.Queue(maxsize=1)
+
+        def drain(stream, sink: deque[str], announce: bool) -> None:
+            announced = False
+            for line in stream:
+                if announce and not announced:
+                    first_line.put(line.rstrip("\r\n"))
+                    announced = True
+                sink.append(line.rstrip("\n"))
+            if announce and not announced:
+                first_line.put(None)  # EOF before any line: the process died
+
+        for stream, sink, announce in (
+            (self.proc.stdout, self.stdout, True),
+            (self.proc.stderr, self.stderr, False),
+        ):
+            thread = threading.Thread(
+                target=drain, args=(stream, sink, announce), name="tessera-drain", daemon=True
+            )
+            thread.start()
+            self._drainers.append(thread)
+
+        try:
+            line = first_line.get(timeout=STARTUP_TIMEOUT)
+        except queue.Empty:
+            self.stop()
+            raise TesseraError(
+                f"`tessera serve` printed no line on stdout within {STARTUP_TIMEOUT}s\n{self.log_tail()}"
+            ) from None
+        if line is None:
+            self.stop()
+            raise TesseraError(
+                f"`tessera serve` closed stdout without printing its listening line "
+                f"(exit code {self.proc.returncode})\n{self.log_tail()}"
+            )
+        match = LISTENING_RE.match(line)
+        if not match:
+            self.stop()
+            raise TesseraError(
+                "the first stdout line of `tessera serve` must be exactly "
+                f"'tessera listening on http://127.0.0.1:PORT', got {line!r}\n{self.log_tail()}"
+            )
+        self.root = match.group(1)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        for thread in self._drainers:
+            thread.join(timeout=STOP_TIMEOUT)
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = list(self.stdout)[-lines:]
+        err = list(self.stderr)[-lines:]
+        return "--- tessera stdout (tail) ---\n{}\n--- tessera stderr (tail) ---\n{}".format(
+            "\n".join(out), "\n".join(err)
+        )
+
+    # -- URLs -----------------------------------------------------------------
+
+    @property
+    def base(self) -> str:
+        """The CAS base URL, e.g. http://127.0.0.1:PORT/cas (no trailing slash)."""
+        assert self.root, "tessera is not running"
+        return f"{self.root}/cas"
+
+    def url(self, endpoint: str) -> str:
+        return f"{self.base}/{endpoint.lstrip('/')}"
+
+
+def _show(args: Iterable[str]) -> str:
+    return shlex.join(args)
+
+
+# --------------------------------------------------------------------------
+# In-process web apps
+
+
+class LateBoundApp:
+    """WSGI app whose real target is mounted after the socket is bound.
+
+    The apps' ports must be known before tessera starts (services are
+    registered per port), while the apps need tessera's port in their config.
+    """
+
+    def __init__(self) -> None:
+        self.target = None
+
+    def __call__(self, environ, start_response):
+        if self.target is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"app not mounted yet\n"]
+        return self.target(environ, start_response)
+
+
+class AppServer:
+    """A WSGI app served by werkzeug on 127.0.0.1, on a free port, in a thread."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.wsgi = LateBoundApp()
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.port = self.server.server_port
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"app-{name}",
+            daemon=True,
+        )
+        self.thread.start()
+
+    def mount(self, app) -> None:
+        self.wsgi.target = app
+
+    @property
+    def app(self):
+        return self.wsgi.target
+
+    def url(self, path: str = "/") -> str:
+        return self.root + path
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=STOP_TIMEOUT)
+
+
+class Sink:
+    """A plain service landing page: answers 200 to anything and records requests.
+
+    Used as the service URL for the tests that drive CAS clients directly, so
+    that every URL tessera may contact or redirect to exists and is local.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        target = environ.get("PATH_INFO", "")
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+        with self._lock:
+            self.requests.append((environ["REQUEST_METHOD"], target))
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [b"<!doctype html><title>service</title><p>service landing page</p>\n"]
+
+
+# --------------------------------------------------------------------------
+# HTML forms
+
+
+@dataclass
+class Form:
+    method: str
+    action: str | None
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    input_names: list[str] = field(default_factory=list)  # every named control, in order
+    input_types: dict[str, str] = field(default_factory=dict)
+    submitter: tuple[str, str] | None = None  # first named submit button
+
+    def value(self, name: str) -> str | None:
+        for key, value in self.fields:
+            if key == name:
+                return value
+        return None
+
+    def has_password_input(self) -> bool:
+        return "password" in self.input_types.values()
+
+
+class _FormParser(HTMLParser):
+    """Collects every <form> and the data a browser would submit from it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self._form: Form | None = None
+        self._textarea: tuple[str, list[str]] | None = None
+        self._select: dict | None = None
+        self._option: dict | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {key.lower(): (value if value is not None else "") for key, value in attrs}
+        if tag == "form":
+            self._form = Form(method=(a.get("method") or "get").lower(), action=a.get("action"))
+            self.forms.append(self._form)
+            return
+        form = self._form
+        if form is None:
+            return
+        name = a.get("name")
+        disabled = "disabled" in a
+        if tag == "input":
+            kind = (a.get("type") or "text").lower()
+            if name:
+                form.input_names.append(name)
+                form.input_types[name] = kind
+            if not name or disabled:
+                return
+            if kind in ("submit", "image"):
+                if form.submitter is None:
+                    form.submitter = (name, a.get("value", ""))
+            elif kind in ("button", "reset", "file"):
+                pass
+            elif kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    form.fields.append((name, a.get("value") or "on"))
+            else:
+                form.fields.append((name, a.get("value", "")))
+        elif tag == "button":
+            kind = (a.get("type") or "submit").lower()
+            if name and kind == "submit" and not disabled and form.submitter is None:
+                form.submitter = (name, a.get("value", ""))
+        elif tag == "textarea" and name:
+            form.input_names.append(name)
+            form.input_types[name] = "textarea"
+            if not disabled:
+                self._textarea = (name, [])
+        elif tag == "select" and name:
+            form.input_names.append(name)
+            form.input_types[name] = "select"
+            if not disabled:
+                self._select = {"name": name, "options": []}
+        elif tag == "option" and self._select is not None:
+            self._option = {"value": a.get("value"), "selected": "selected" in a, "text": []}
+            self._select["options"].append(self._option)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+        elif tag == "textarea" and self._textarea is not None:
+            name, parts = self._textarea
+            if self._form is not None:
+                self._form.fields.append((name, "".join(parts)))
+            self._textarea = None
+        elif tag == "option":
+            self._option = None
+        elif tag == "select" and self._select is not None:
+            options = self._select["options"]
+            chosen = next((o for o in options if o["selected"]), options[0] if options else None)
+            if chosen is not None and self._form is not None:
+                value = chosen["value"] if chosen["value"] is not None else "".join(chosen["text"]).strip()
+                self._form.fields.append((self._select["name"], value))
+            self._select = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._textarea[1].append(data)
+        elif self._option is not None:
+            self._option["text"].append(data)
+
+
+def parse_forms(html: str) -> list[Form]:
+    parser = _FormParser()
+    parser.feed(html)
+    parser.close()
+    return parser.forms
+
+
+class _WhoamiParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.text: list[str] = []
+        self.found = False
+
+    def handle_starttag(self, tag, attrs):
+        if self.depth:
+            self.depth += 1
+        elif tag == "pre" and ("id", "whoami") in attrs:
+            self.depth = 1
+            self.found = True
+
+    def handle_endtag(self, tag):
+        if self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.text.append(data)
+
+
+# --------------------------------------------------------------------------
+# The browser
+
+
+class BrowserCookiePolicy(DefaultCookiePolicy):
+    """Cookie policy of a current browser on loopback.
+
+    Browsers treat http://127.0.0.1 and http://localhost as secure contexts and
+    send ``Secure`` cookies there; Python's cookiejar does not. Without this a
+    ``Secure`` TGC would silently never be sent back over plain-http loopback.
+    """
+
+    def return_ok_secure(self, cookie, request) -> bool:
+        if cookie.secure and urlsplit(request.get_full_url()).hostname in LOOPBACK_HOSTS:
+            return True
+        return super().return_ok_secure(cookie, request)
+
+
+@dataclass
+class Hop:
+    method: str
+    url: str
+    response: requests.Response
+    _forms: list[Form] | None = None
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def location(self) -> str | None:
+        """The Location header, made absolute against this hop's URL."""
+        value = self.response.headers.get("Location")
+        return urljoin(self.url, value) if value else None
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in (301, 302, 303, 307, 308) and self.location is not None
+
+    @property
+    def text(self) -> str:
+        return self.response.text
+
+    @property
+    def forms(self) -> list[Form]:
+        if self._forms is None:
+            ctype = self.response.headers.get("Content-Type", "")
+            self._forms = parse_forms(self.text) if "html" in ctype.lower() else []
+        return self._forms
+
+    @property
+    def shows_login_form(self) -> bool:
+        return any(form.has_password_input() for form in self.forms)
+
+    @property
+    def login_form(self) -> Form:
+        forms = self.forms
+        assert len(forms) == 1, f"expected exactly one <form> on {self.url}, found {len(forms)}"
+        return forms[0]
+
+    def whoami(self) -> dict | None:
+        """The JSON an app's protected page shows (user and attributes), if any."""
+        if self.status != 200:
+            return None
+        parser = _WhoamiParser()
+        parser.feed(self.text)
+        parser.close()
+        return json.loads("".join(parser.text)) if parser.found else None
+
+    def describe(self) -> str:
+        line = f"{self.method} {self.url} -> {self.status}"
+        if self.location:
+            line += f" Location: {self.location}"
+        if self.shows_login_form:
+            line += " [login form]"
+        return line
+
+
+def describe(hops: Iterable[Hop]) -> str:
+    return "\n".join("  " + hop.describe() for hop in hops)
+
+
+class Browser:
+    """A cookie-keeping user agent that follows redirects one hop at a time."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.trust_env = False  # never route loopback traffic through a proxy
+        self.session.cookies.set_policy(BrowserCookiePolicy())
+        self.session.headers["User-Agent"] = "tessera-interop-browser"
+        self.history: list[Hop] = []
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(self, method: str, url: str, data=None, headers: dict | None = None) -> Hop:
+        prepared = self.session.prepare_request(
+            requests.Request(method, url, data=data, headers=headers)
+        )
+        # requests builds the Cookie header from a copy of the jar that has the
+        # default policy; rebuild it with this browser's policy.
+        prepared.headers.pop("Cookie", None)
+        cookie_header = get_cookie_header(self.session.cookies, prepared)
+        if cookie_header:
+            prepared.headers["Cookie"] = cookie_header
+        response = self.session.send(prepared, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        hop = Hop(method, url, response)
+        self.history.append(hop)
+        return hop
+
+    def get(self, url: str) -> Hop:
+        return self.request("GET", url)
+
+    def follow(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        data=None,
+        headers: dict | None = None,
+        stop: Callable[[str], bool] | None = None,
+    ) -> list[Hop]:
+        """Request ``url`` and follow redirects; ``stop(next_url)`` ends the walk early
+        (the redirect hop that points at ``next_url`` is then the last hop).
+        ``headers`` go with the first request only."""
+        hops = [self.request(method, url, data, headers)]
+        while hops[-1].is_redirect:
+            previous = hops[-1]
+            target = previous.location
+            if stop is not None and stop(target):
+                break
+            if len(hops) >= MAX_HOPS:
+                raise AssertionError(f"more than {MAX_HOPS} redirects:\n{describe(hops)}")
+            if previous.status in (307, 308):
+                hops.append(self.request(previous.method, target, data))
+            else:
+                hops.append(self.request("GET", target))
+        return hops
+
+    def submit_login(
+        self,
+        page: Hop,
+        username: str,
+        password: str,
+        *,
+        stop: Callable[[str], bool] | None = None,
+    ) -> list[Hop]:
+        """Fill in the page's only form as a person would and submit every field of it."""
+        form = page.login_form
+        assert "username" in form.input_names, f"login form has no 'username' input: {form}"
+        assert "password" in form.input_names, f"login form has no 'password' input: {form}"
+        data = [(key, value) for key, value in form.fields if key not in ("username", "password")]
+        data += [("username", username), ("password", password)]
+        if form.submitter is not None:
+            data.append(form.submitter)
+        action = urljoin(page.url, form.action or page.url)
+        if form.method == "post":
+            # What a current browser adds to a form POST.
+            headers = {"Origin": _origin(page.url), "Sec-Fetch-Site": _fetch_site(page.url, action)}
+            return self.follow(action, method="POST", data=data, headers=headers, stop=stop)
+        raise AssertionError(f"login form must use method=post, has {form.method!r}")
+
+    def cookie(self, name: str):
+        """The Cookie object called ``name`` (or None)."""
+        for cookie in self.session.cookies:
+            if cookie.name == name:
+                return cookie
+        return None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _fetch_site(from_url: str, to_url: str) -> str:
+    if _origin(from_url) == _origin(to_url):
+        return "same-origin"
+    a, b = urlsplit(from_url), urlsplit(to_url)
+    return "same-site" if (a.scheme, a.hostname) == (b.scheme, b.hostname) else "cross-site"
+
+
+# --------------------------------------------------------------------------
+# Small helpers shared by the tests
+
+
+def query_params(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+def ticket_in(url: str) -> str | None:
+    return query_params(url).get("ticket")
+
+
+def expected_ticket_redirect(service: str, ticket: str) -> str:
+    """Where tessera must send the browser: ``ticket`` appended last, before any fragment."""
+    base, hashmark, fragment = service.partition("#")
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}ticket={ticket}{hashmark}{fragment}"
+
+
+def login_for_ticket(
+    browser: Browser, login_url: str, service: str, user: User, *, sso: bool = False
+) -> str:
+    """Walk the browser through tessera's login form and return the service ticket
+    it hands to ``service`` (without ever letting anything validate it).
+
+    With ``sso=True`` the browser must get the ticket from its SSO session alone.
+    """
+    def at_service(url: str) -> bool:
+        return url.startswith(service.partition("#")[0])
+
+    hops = browser.follow(login_url, stop=at_service)
+    page = hops[-1]
+    if sso:
+        assert page.is_redirect, f"expected single sign-on, got:\n{describe(hops)}"
+    elif not page.is_redirect:  # no SSO session yet: a form to fill in
+        assert page.status == 200 and page.shows_login_form, (
+            f"expected tessera's login form:\n{describe(hops)}"
+        )
+        hops = browser.submit_login(page, user.name, user.password, stop=at_service)
+        page = hops[-1]
+    assert page.status == 302 and page.location, f"login did not redirect:\n{describe(hops)}"
+    ticket = ticket_in(page.location)
+    assert ticket, f"no ticket in the redirect:\n{describe(hops)}"
+    assert page.location == expected_ticket_redirect(service, ticket), (
+        f"the ticket must be appended to the service URL exactly as sent:\n"
+        f"  service:  {service}\n  location: {page.location}"
+    )
+    return ticket
+
+
+# --------------------------------------------------------------------------
+# The demo apps as the tests see them
+
+
+@dataclass
+class App:
+    """One running demo app (a module of ``apps/``) and the URLs the tests need."""
+
+    name: str
+    module: object
+    server: AppServer
+
+    @property
+    def root(self) -> str:
+        return self.server.root
+
+    def url(self, path: str) -> str:
+        return self.server.url(path)
+
+    @property
+    def protected_url(self) -> str:
+        return self.url(self.module.PROTECTED_PATH)
+
+    @property
+    def logout_url(self) -> str:
+        return self.url(self.module.LOGOUT_PATH)
+
+    @property
+    def after_logout_url(self) -> str:
+        return self.url(self.module.AFTER_LOGOUT_PATH)
+
+    @property
+    def callback_url(self) -> str:
+        """Where tickets arrive (the service URL, up to its query)."""
+        return self.url(self.module.CALLBACK_PATH)
+
+    @property
+    def tickets_seen(self) -> list[str]:
+        from apps._common import TICKETS_SEEN
+
+        return self.server.app.extensions[TICKETS_SEEN]
+
+    def ticket_hops(self, hops: Iterable[Hop]) -> list[Hop]:
+        return [h for h in hops if h.url.startswith(self.callback_url) and ticket_in(h.url)]
+
+
+def sign_in_via_app(browser: Browser, tessera: Tessera, app: App, user: User) -> list[Hop]:
+    """Open the app's protected page, sign in on tessera's form, land back on the page."""
+    hops = browser.follow(app.protected_url)
+    form_page = hops[-1]
+    assert (
+        form_page.url.startswith(tessera.base) and form_page.status == 200 and form_page.shows_login_form
+    ), f"expected the app to send the browser to tessera's login form:\n{describe(hops)}"
+    hops += browser.submit_login(form_page, user.name, user.password)
+    who = hops[-1].whoami()
+    assert who is not None and who.get("user") == user.name, (
+        f"expected {app.name}'s protected page for {user.name}:\n{describe(hops)}\n"
+        f"last body:\n{hops[-1].text[:2000]}"
+    )
+    return hops
