@@ -1,0 +1,312 @@
+//! Test support: a real server on a free port, and a browser that keeps cookies and stops at every
+//! redirect so each hop can be asserted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use tessera::clock::ManualClock;
+use tessera::config::{build_service, Settings};
+use tessera::Server;
+use tessera_protocol::service::{RegisteredService, ServiceOrigin};
+use tessera_protocol::{Attributes, Timestamp};
+use tessera_store::{SqliteStore, Store, UserRecord};
+
+/// The demo user every test server has.
+pub(crate) const USER: &str = "alice";
+/// Her password.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+/// A registered service that receives all attributes.
+pub(crate) const SERVICE: &str = "https://app.example.org/login?next=%2Fprofile";
+/// Another registered service.
+pub(crate) const OTHER_SERVICE: &str = "https://other.example.org/";
+
+/// A running Tessera.
+pub(crate) struct TestServer {
+    /// `http://127.0.0.1:PORT/cas`
+    pub(crate) base: String,
+    /// The server's clock.
+    pub(crate) clock: Arc<ManualClock>,
+    /// The server's store.
+    pub(crate) store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server with default settings, user `alice` and services `app` and `other`.
+    pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server with settings changed by `configure` before start.
+    pub(crate) async fn start_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut loaded = Settings::load(None, Vec::new()).unwrap();
+        let settings = &mut loaded.settings;
+        settings.server.listen = "127.0.0.1:0".parse().unwrap();
+        settings.database.url = format!("sqlite://{}/tessera.db", dir.path().display());
+        // Cheap hashes keep the suite fast; production parameters are tested in the unit tests.
+        settings.password.argon2_memory_kib = 256;
+        settings.password.argon2_iterations = 1;
+        configure(settings);
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::connect(&loaded.settings.database.url)
+                .await
+                .unwrap(),
+        );
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(
+            1_767_225_600_000,
+        )));
+        let hasher = tessera::auth::local::PasswordHasher::new(&loaded.settings.password).unwrap();
+        let hash = hasher
+            .hash(&tessera::auth::Password::new(PASSWORD.into()))
+            .await
+            .unwrap();
+        store
+            .put_user(
+                &UserRecord {
+                    username: USER.into(),
+                    password_hash: hash,
+                    attributes: alice_attributes(),
+                },
+                clock.now_ts(),
+            )
+            .await
+            .unwrap();
+        for (name, pattern) in [
+            ("app", r"https://app\.example\.org/.*"),
+            ("other", r"https://other\.example\.org/.*"),
+        ] {
+            store
+                .put_service(&service(name, pattern, true))
+                .await
+                .unwrap();
+        }
+        let server = Server::bind_with_store(loaded, store.clone(), clock.clone())
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let base = format!("http://{addr}{}", server.state().settings.base_path());
+        tokio::spawn(server.run(std::future::pending()));
+        Self {
+            base,
+            clock,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// A fresh browser with no cookies.
+    pub(crate) fn browser(&self) -> Browser {
+        Browser {
+            client: client(),
+            base: self.base.clone(),
+        }
+    }
+
+    /// `base` + `path`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET a validation endpoint (`/serviceValidate`, `/p3/serviceValidate`, `/validate`, …).
+    pub(crate) async fn validate(
+        &self,
+        endpoint: &str,
+        ticket: &str,
+        service: &str,
+        extra: &str,
+    ) -> (StatusCode, String) {
+        let url = format!(
+            "{}{endpoint}?ticket={}&service={}{extra}",
+            self.base,
+            enc(ticket),
+            enc(service)
+        );
+        let r = client().get(url).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// Moves the server's clock forward.
+    pub(crate) fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+trait NowTs {
+    fn now_ts(&self) -> Timestamp;
+}
+impl NowTs for ManualClock {
+    fn now_ts(&self) -> Timestamp {
+        tessera::clock::Clock::now(self)
+    }
+}
+
+/// A registered service with all attributes released.
+pub(crate) fn service(name: &str, pattern: &str, release_all: bool) -> RegisteredService {
+    build_service(
+        name,
+        Some(pattern),
+        None,
+        None,
+        release_all,
+        &[],
+        None,
+        &[],
+        ServiceOrigin::Database,
+    )
+    .unwrap()
+}
+
+/// alice's attributes.
+pub(crate) fn alice_attributes() -> Attributes {
+    let mut a = Attributes::new();
+    a.insert("mail".into(), vec!["alice@example.org".into()]);
+    a.insert(
+        "eduPersonAffiliation".into(),
+        vec!["staff".into(), "member".into()],
+    );
+    a.insert("displayName".into(), vec!["Alice <Example> & Co".into()]);
+    a.insert("uid".into(), vec!["a1001".into()]);
+    a
+}
+
+/// URL-encodes a query value.
+pub(crate) fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A response, read whole.
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+}
+
+impl Page {
+    /// The `Location` header.
+    pub(crate) fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no Location (status {}): {}", self.status, self.body))
+    }
+
+    /// The ticket at the end of the `Location` header.
+    pub(crate) fn ticket(&self) -> String {
+        assert_eq!(self.status, StatusCode::FOUND, "{}", self.body);
+        let location = self.location();
+        let (_, ticket) = location
+            .rsplit_once("ticket=")
+            .unwrap_or_else(|| panic!("no ticket in {location}"));
+        assert!(ticket.starts_with("ST-") && ticket.len() <= 32, "{ticket}");
+        ticket.to_owned()
+    }
+
+    /// All `Set-Cookie` values.
+    pub(crate) fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The value of hidden input `name` in the page.
+    pub(crate) fn input(&self, name: &str) -> Option<String> {
+        let re = regex::Regex::new(&format!(r#"name="{name}"[^>]*?value="([^"]*)""#)).unwrap();
+        re.captures(&self.body)
+            .map(|c| c[1].replace("&amp;", "&").replace("&#34;", "\""))
+    }
+}
+
+/// A browser: keeps cookies, follows no redirects.
+pub(crate) struct Browser {
+    pub(crate) client: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    /// GET `base` + `path_and_query`.
+    pub(crate) async fn get(&self, path_and_query: &str) -> Page {
+        read(
+            self.client
+                .get(format!("{}{path_and_query}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POST a form to `base` + `path_and_query`, as a same-origin browser would.
+    pub(crate) async fn post(&self, path_and_query: &str, form: &[(&str, &str)]) -> Page {
+        let url = format!("{}{path_and_query}", self.base);
+        let r = self
+            .client
+            .post(url)
+            .header("sec-fetch-site", "same-origin")
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        read(r).await
+    }
+
+    /// The login page for `service`.
+    pub(crate) async fn login_page(&self, service: Option<&str>) -> Page {
+        match service {
+            Some(s) => self.get(&format!("/login?service={}", enc(s))).await,
+            None => self.get("/login").await,
+        }
+    }
+
+    /// Shows the login form for `service`, fills it in and submits it. Returns the POST's response.
+    pub(crate) async fn log_in_as(
+        &self,
+        service: Option<&str>,
+        username: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> Page {
+        let form = self.login_page(service).await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let lt = form.input("lt").expect("the form has a login ticket");
+        let mut fields = vec![
+            ("username", username),
+            ("password", password),
+            ("lt", lt.as_str()),
+        ];
+        if let Some(s) = service {
+            fields.push(("service", s));
+        }
+        fields.extend_from_slice(extra);
+        self.post("/login", &fields).await
+    }
+
+    /// Logs in to `service` with the password and returns the service ticket.
+    pub(crate) async fn cas_login(&self, service: &str) -> String {
+        self.log_in_as(Some(service), USER, PASSWORD, &[])
+            .await
+            .ticket()
+    }
+}
+
+async fn read(r: reqwest::Response) -> Page {
+    let status = r.status();
+    let headers = r.headers().clone();
+    Page {
+        status,
+        headers,
+        body: r.text().await.unwrap(),
+    }
+}
