@@ -661,6 +661,45 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_sample_is_valid_and_matches_the_defaults() {
+        let readme = include_str!("../../../README.md");
+        let marker = "<!-- config-sample -->\n```toml\n";
+        let start = readme.find(marker).expect("README has the sample") + marker.len();
+        let sample = &readme[start..start + readme[start..].find("\n```").expect("sample ends")];
+        let loaded = load_str(sample, &[]).unwrap();
+        let (sample, defaults) = (loaded.settings, Settings::default());
+        assert_eq!(
+            format!("{:?}", sample.server),
+            format!("{:?}", defaults.server)
+        );
+        assert_eq!(
+            format!("{:?}", sample.database),
+            format!("{:?}", defaults.database)
+        );
+        assert_eq!(
+            format!("{:?}", sample.session),
+            format!("{:?}", defaults.session)
+        );
+        assert_eq!(
+            format!("{:?}", sample.tickets),
+            format!("{:?}", defaults.tickets)
+        );
+        assert_eq!(
+            format!("{:?}", sample.password),
+            format!("{:?}", defaults.password)
+        );
+        assert_eq!(
+            format!("{:?}", sample.login),
+            format!("{:?}", defaults.login)
+        );
+        assert_eq!(
+            format!("{:?}", sample.logout),
+            format!("{:?}", defaults.logout)
+        );
+        assert_eq!(loaded.file_services.len(), 1);
+    }
+
+    #[test]
     fn file_services_compile_in_order() {
         let loaded = load_str(
             "[[service]]\nname = \"b\"\npattern = \"https://b/.*\"\nrelease = [\"mail=email\"]\nsso = false\n\
