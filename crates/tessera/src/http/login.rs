@@ -54,6 +54,18 @@ struct Form<'a> {
     error: Option<&'a str>,
 }
 
+impl<'a> Form<'a> {
+    /// The form with nothing filled in and no message.
+    fn blank(requested: RequestedService<'a>, flags: LoginFlags) -> Self {
+        Self {
+            requested,
+            flags,
+            username: "",
+            error: None,
+        }
+    }
+}
+
 async fn login_page(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -101,20 +113,7 @@ async fn login_page(
         (LoginStep::AccessDenied, RequestedService::Registered(url, _), Some(session)) => {
             access_denied_page(&app, session, url)?
         }
-        _ => {
-            show_form(
-                &app,
-                StatusCode::OK,
-                Form {
-                    requested,
-                    flags,
-                    username: "",
-                    error: None,
-                },
-                now,
-            )
-            .await?
-        }
+        _ => show_form(&app, StatusCode::OK, Form::blank(requested, flags), now).await?,
     };
     if current.stale_cookie {
         response
@@ -265,26 +264,16 @@ async fn continue_after_warning(
     now: Timestamp,
 ) -> Result<Response, PageFault> {
     let current = sso::current_session(app, headers, now).await?;
-    match (requested, current.session) {
-        (RequestedService::Registered(url, registered), Some(session))
-            if registered.sso && registered.allows(&session.attributes) =>
-        {
-            redirect_with_ticket(app, &session, url, false, now).await
-        }
-        _ => {
-            show_form(
-                app,
-                StatusCode::OK,
-                Form {
-                    requested,
-                    flags,
-                    username: "",
-                    error: None,
-                },
-                now,
-            )
-            .await
-        }
+    // The user has just confirmed, so a session that would warn may go on; anything else (no
+    // session, renew, a service without SSO, access denied) gets the form.
+    let step = login::login_page(requested, flags, current.session.as_ref());
+    match (step, requested, current.session) {
+        (
+            LoginStep::IssueTicket | LoginStep::ConfirmWarning,
+            RequestedService::Registered(url, _),
+            Some(session),
+        ) => redirect_with_ticket(app, &session, url, false, now).await,
+        _ => show_form(app, StatusCode::OK, Form::blank(requested, flags), now).await,
     }
 }
 

@@ -7,12 +7,13 @@ use crate::app::AppState;
 
 /// The security headers every response gets unless its handler set its own: no framing, no
 /// referrer (ticket-carrying URLs must not leak), no sniffing, no caching, and a CSP that allows
-/// only our stylesheet and forms posting to ourselves.
+/// only our stylesheet. The CSP has no `form-action`: browsers apply it to the redirects that follow a
+/// form submission, and the login form's 302 goes to the service, which `'self'` would block.
 pub fn headers() -> Vec<SetResponseHeaderLayer<HeaderValue>> {
     let fixed: [(HeaderName, &'static str); 6] = [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
