@@ -54,6 +54,12 @@ pub struct Settings {
     pub logout: LogoutSettings,
     /// `[theme]`: page overrides.
     pub theme: ThemeSettings,
+    /// `[slo]`: single logout delivery.
+    pub slo: SloSettings,
+    /// `[saml]`: SAML 1.1 validation (`/samlValidate`).
+    pub saml: SamlSettings,
+    /// `[rest]`: the REST ticket API (`/v1/tickets`).
+    pub rest: RestSettings,
     /// `[[service]]`: services declared in the file.
     #[serde(rename = "service")]
     pub services: Vec<ServiceSettings>,
@@ -231,13 +237,77 @@ impl Default for LoginSettings {
 pub struct LogoutSettings {
     /// Treat the CAS 1/2 `url` parameter like `service` (registered URLs only). Default `true`.
     pub follow_url_parameter: bool,
+    /// After a logout with no (registered) `service`, go to the login page instead of showing the
+    /// logged-out page. Default `false`.
+    pub redirect_to_login: bool,
 }
 
 impl Default for LogoutSettings {
     fn default() -> Self {
         Self {
             follow_url_parameter: true,
+            redirect_to_login: false,
         }
+    }
+}
+
+/// `[slo]`: back-channel single logout (like django-cas-server's `CAS_SLO_MAX_PARALLEL_REQUESTS`
+/// and `CAS_SLO_TIMEOUT`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SloSettings {
+    /// Logout requests in flight at once. Default 10.
+    pub max_parallel: usize,
+    /// Time allowed for one logout request. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A failed delivery is retried, with growing delays, for this long after the logout. Default `15min`.
+    #[serde(with = "humantime_serde")]
+    pub retry_for: Duration,
+    /// How often the queue is checked for deliveries queued elsewhere (another node, the CLI) or
+    /// due for a retry. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for SloSettings {
+    fn default() -> Self {
+        Self {
+            max_parallel: 10,
+            timeout: Duration::from_secs(5),
+            retry_for: Duration::from_secs(15 * 60),
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[saml]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamlSettings {
+    /// Release attributes in SAML 1.1 answers only to `https` targets (CAS 3.0 §4.2). Default `true`.
+    pub attributes_require_https: bool,
+}
+
+impl Default for SamlSettings {
+    fn default() -> Self {
+        Self {
+            attributes_require_https: true,
+        }
+    }
+}
+
+/// `[rest]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestSettings {
+    /// Serve the REST ticket API at `{base}/v1/tickets`. Default `true`.
+    pub enabled: bool,
+}
+
+impl Default for RestSettings {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 
@@ -479,6 +549,8 @@ impl Settings {
                 self.tickets.service_ticket_ttl,
             ),
             ("[tickets] login_ticket_ttl", self.tickets.login_ticket_ttl),
+            ("[slo] timeout", self.slo.timeout),
+            ("[slo] poll_interval", self.slo.poll_interval),
         ] {
             if d.is_zero() {
                 return Err(err(key, "must be longer than zero; use e.g. \"60s\""));
@@ -500,6 +572,9 @@ impl Settings {
         .is_err()
         {
             return Err(err("[password]", "argon2 parameters out of range; keep the defaults or see the Argon2 limits (memory >= 8 * parallelism KiB)"));
+        }
+        if self.slo.max_parallel == 0 {
+            return Err(err("[slo] max_parallel", "must be at least 1"));
         }
         if self.login.max_failures_per_user == 0 || self.login.max_failures_per_address == 0 {
             return Err(err("[login] max_failures_per_*", "must be at least 1"));
