@@ -309,6 +309,39 @@ impl fmt::Display for Requirement {
     }
 }
 
+/// How a service hears of a logout (CAS 3.0 §2.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogoutType {
+    /// Tessera POSTs the `LogoutRequest` to the service (the default; what CAS clients implement).
+    #[default]
+    BackChannel,
+    /// The browser loads the service's logout URL from the logged-out page.
+    FrontChannel,
+    /// The service is not told.
+    None,
+}
+
+impl LogoutType {
+    /// `back`, `front` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BackChannel => "back",
+            Self::FrontChannel => "front",
+            Self::None => "none",
+        }
+    }
+
+    /// Reads `back`, `front` or `none`.
+    pub fn parse(s: &str) -> Result<Self, PatternError> {
+        match s {
+            "back" => Ok(Self::BackChannel),
+            "front" => Ok(Self::FrontChannel),
+            "none" => Ok(Self::None),
+            other => Err(PatternError(format!("unknown logout type `{other}`; use back, front or none"))),
+        }
+    }
+}
+
 /// Where a registered service was declared; decides precedence (see [`ServiceRegistry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceOrigin {
@@ -337,6 +370,8 @@ pub struct RegisteredService {
     pub sso: bool,
     /// Where single-logout requests go (default: the URL the service logged in with).
     pub logout_url: Option<String>,
+    /// How it hears of a logout.
+    pub logout_type: LogoutType,
     /// Where it was declared.
     pub origin: ServiceOrigin,
 }
@@ -353,8 +388,14 @@ impl RegisteredService {
             requirements: Vec::new(),
             sso: true,
             logout_url: None,
+            logout_type: LogoutType::BackChannel,
             origin,
         }
+    }
+
+    /// Where logout requests for a session that entered at `service_url` go.
+    pub fn logout_target<'a>(&'a self, service_url: &'a str) -> &'a str {
+        self.logout_url.as_deref().unwrap_or(service_url)
     }
 
     /// Whether a user with these attributes may enter.

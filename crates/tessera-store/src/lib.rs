@@ -52,6 +52,28 @@ pub struct EndedSession {
     pub services: Vec<ServiceAccess>,
 }
 
+/// A pending single-logout notification: tell `service` that `username`'s session (which entered it
+/// with `ticket`) has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SloDelivery {
+    /// Queue id.
+    pub id: i64,
+    /// The session that ended.
+    pub session_id: SessionId,
+    /// Its user.
+    pub username: String,
+    /// The service URL the ticket was issued for.
+    pub service: String,
+    /// The service ticket the service validated (the `SessionIndex`).
+    pub ticket: String,
+    /// When the session ended.
+    pub created_at: Timestamp,
+    /// Delivery attempts so far, this one included.
+    pub attempts: u32,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+}
+
 /// Failed logins recorded under one throttle key (a username or a source address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailures {
@@ -79,8 +101,9 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         attributes: &Attributes,
     ) -> StoreResult<bool>;
-    /// Removes a user and ends their sessions; false if there was no such user.
-    async fn delete_user(&self, username: &str) -> StoreResult<bool>;
+    /// Removes a user and ends their sessions (queueing single logout for them); false if there was
+    /// no such user.
+    async fn delete_user(&self, username: &str, now: Timestamp) -> StoreResult<bool>;
     /// All users, by name.
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>>;
 
@@ -104,9 +127,12 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()>;
-    /// Ends the session whose TGT has this key, with its unvalidated tickets, and returns it with
-    /// the services it entered. `None` if it was already gone.
-    async fn take_session(&self, tgt: &TicketKey) -> StoreResult<Option<EndedSession>>;
+    /// Ends the session whose TGT has this key, with its unvalidated tickets, queues a single-logout
+    /// delivery (due `now`) for every service it entered, and returns it with those services, all in
+    /// one transaction. `None` if it was already gone.
+    async fn take_session(&self, tgt: &TicketKey, now: Timestamp) -> StoreResult<Option<EndedSession>>;
+    /// [`Store::take_session`] by the session's public id (administrative revocation).
+    async fn take_session_by_id(&self, id: &SessionId, now: Timestamp) -> StoreResult<Option<EndedSession>>;
     /// Live sessions (by login time), optionally of one user.
     async fn list_sessions(&self, username: Option<&str>) -> StoreResult<Vec<SsoSession>>;
 
@@ -144,9 +170,21 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets the failures under `key`.
     async fn delete_login_failures(&self, key: &str) -> StoreResult<()>;
 
+    // --- single logout -----------------------------------------------------------------------
+    /// Claims up to `limit` deliveries that are due at `now` and not claimed by anyone, for
+    /// `lease` (after which another node may claim them again), counting an attempt on each.
+    async fn claim_slo_deliveries(&self, now: Timestamp, lease: std::time::Duration, limit: u32) -> StoreResult<Vec<SloDelivery>>;
+    /// Removes a delivery: sent, or given up.
+    async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()>;
+    /// Releases a failed delivery to be tried again at `due_at`.
+    async fn retry_slo_delivery(&self, id: i64, due_at: Timestamp, error: &str) -> StoreResult<()>;
+    /// Every pending delivery, oldest first.
+    async fn list_slo_deliveries(&self) -> StoreResult<Vec<SloDelivery>>;
+
     // --- housekeeping ------------------------------------------------------------------------
     /// Removes sessions, tickets and throttle entries that ended before `now` (throttle entries
-    /// whose latest failure is older than `failure_window`). Returns how many rows went.
+    /// whose latest failure is older than `failure_window`), queueing single logout for the
+    /// sessions' services. Returns how many sessions, tickets and throttle entries went.
     async fn delete_expired(
         &self,
         now: Timestamp,

@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::service::{
-    AttributeRelease, AttributeRule, RegisteredService, Requirement, ServiceOrigin, ServicePattern,
+    AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin, ServicePattern,
     ServiceUrl,
 };
 use tessera_protocol::session::{SessionId, SsoSession};
@@ -18,7 +18,8 @@ use tessera_protocol::ticket::TicketKey;
 use tessera_protocol::{Attributes, Timestamp};
 
 use crate::{
-    EndedSession, LoginFailures, ServiceAccess, Store, StoreError, StoreResult, UserRecord,
+    EndedSession, LoginFailures, ServiceAccess, SloDelivery, Store, StoreError, StoreResult,
+    UserRecord,
 };
 
 /// A store in one SQLite database file.
@@ -110,6 +111,7 @@ struct ServiceRow {
     requirements: String,
     sso: bool,
     logout_url: Option<String>,
+    logout_type: String,
 }
 
 impl TryFrom<ServiceRow> for RegisteredService {
@@ -149,6 +151,7 @@ impl TryFrom<ServiceRow> for RegisteredService {
             .map_err(corrupt)?;
         service.sso = r.sso;
         service.logout_url = r.logout_url;
+        service.logout_type = LogoutType::parse(&r.logout_type).map_err(corrupt)?;
         Ok(service)
     }
 }
@@ -300,16 +303,9 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_user(&self, username: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, username: &str, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM session_services WHERE session_id IN (SELECT id FROM sessions WHERE username = ?)")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE username = ?")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions(&mut tx, Ended::OfUser(username), now).await?;
         let done = sqlx::query("DELETE FROM users WHERE username = ?")
             .bind(username)
             .execute(&mut *tx)
@@ -332,7 +328,7 @@ impl Store for SqliteStore {
     async fn list_services(&self) -> StoreResult<Vec<RegisteredService>> {
         sqlx::query_as::<_, ServiceRow>(
             "SELECT name, pattern_kind, pattern, enabled, release_mode, release_rules, username_attribute, \
-             requirements, sso, logout_url FROM services ORDER BY name",
+             requirements, sso, logout_url, logout_type FROM services ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?
@@ -352,7 +348,7 @@ impl Store for SqliteStore {
         let requirements: Vec<String> = s.requirements.iter().map(ToString::to_string).collect();
         sqlx::query(
             "INSERT INTO services (name, pattern_kind, pattern, enabled, release_mode, release_rules, \
-             username_attribute, requirements, sso, logout_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             username_attribute, requirements, sso, logout_url, logout_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.name)
         .bind(s.pattern.kind())
@@ -364,6 +360,7 @@ impl Store for SqliteStore {
         .bind(to_json(&requirements))
         .bind(s.sso)
         .bind(&s.logout_url)
+        .bind(s.logout_type.as_str())
         .execute(&self.pool)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("service {}", s.name)) } else { e.into() })?;
@@ -423,32 +420,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn take_session(&self, tgt: &TicketKey) -> StoreResult<Option<EndedSession>> {
+    async fn take_session(&self, tgt: &TicketKey, now: Timestamp) -> StoreResult<Option<EndedSession>> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query_as::<_, SessionRow>(&format!(
-            "DELETE FROM sessions WHERE tgt_key = ? RETURNING {SESSION_COLUMNS}"
-        ))
-        .bind(tgt.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let mut services: Vec<ServiceAccess> = sqlx::query_as::<_, AccessRow>(
-            "DELETE FROM session_services WHERE session_id = ? RETURNING service, ticket, validated_at",
-        )
-        .bind(&row.id)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+        let ended = end_sessions(&mut tx, Ended::Tgt(tgt.as_str()), now).await?;
         tx.commit().await?;
-        services.sort_by_key(|a| a.validated_at);
-        Ok(Some(EndedSession {
-            session: row.try_into()?,
-            services,
-        }))
+        Ok(ended.into_iter().next())
+    }
+
+    async fn take_session_by_id(&self, id: &SessionId, now: Timestamp) -> StoreResult<Option<EndedSession>> {
+        let mut tx = self.pool.begin().await?;
+        let ended = end_sessions(&mut tx, Ended::Id(id.as_str()), now).await?;
+        tx.commit().await?;
+        Ok(ended.into_iter().next())
     }
 
     async fn list_sessions(&self, username: Option<&str>) -> StoreResult<Vec<SsoSession>> {
@@ -570,32 +553,169 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn claim_slo_deliveries(&self, now: Timestamp, lease: Duration, limit: u32) -> StoreResult<Vec<SloDelivery>> {
+        // One statement: of two nodes claiming at once, each row goes to one of them.
+        sqlx::query_as::<_, SloRow>(
+            "UPDATE slo_queue SET claimed_until = ?1, attempts = attempts + 1 WHERE id IN \
+             (SELECT id FROM slo_queue WHERE due_at <= ?2 AND claimed_until <= ?2 ORDER BY due_at, id LIMIT ?3) \
+             RETURNING id, session_id, username, service, ticket, created_at, attempts, last_error",
+        )
+        .bind(ts(now.plus(lease)))
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(Into::into).collect())
+        .map_err(Into::into)
+    }
+
+    async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM slo_queue WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn retry_slo_delivery(&self, id: i64, due_at: Timestamp, error: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE slo_queue SET due_at = ?, claimed_until = 0, last_error = ? WHERE id = ?")
+            .bind(ts(due_at))
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_slo_deliveries(&self) -> StoreResult<Vec<SloDelivery>> {
+        Ok(sqlx::query_as::<_, SloRow>(
+            "SELECT id, session_id, username, service, ticket, created_at, attempts, last_error FROM slo_queue ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+    }
+
     async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
-        let now = ts(now);
         let window_ms = i64::try_from(failure_window.as_millis()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
-        let mut n = 0;
+        let mut n = u64::try_from(end_sessions(&mut tx, Ended::ExpiredBy(ts(now)), now).await?.len()).unwrap_or(u64::MAX);
         for (sql, cutoff) in [
-            ("DELETE FROM service_tickets WHERE expires_at <= ?", now),
-            ("DELETE FROM sessions WHERE expires_at <= ?", now),
-            ("DELETE FROM login_tickets WHERE expires_at <= ?", now),
-            (
-                "DELETE FROM login_failures WHERE last_at <= ?",
-                now.saturating_sub(window_ms),
-            ),
+            ("DELETE FROM service_tickets WHERE expires_at <= ?", ts(now)),
+            ("DELETE FROM login_tickets WHERE expires_at <= ?", ts(now)),
+            ("DELETE FROM login_failures WHERE last_at <= ?", ts(now).saturating_sub(window_ms)),
         ] {
-            n += sqlx::query(sql)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            n += sqlx::query(sql).bind(cutoff).execute(&mut *tx).await?.rows_affected();
         }
-        sqlx::query(
-            "DELETE FROM session_services WHERE session_id NOT IN (SELECT id FROM sessions)",
-        )
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+/// Which sessions [`end_sessions`] ends.
+#[derive(Clone, Copy)]
+enum Ended<'a> {
+    Tgt(&'a str),
+    Id(&'a str),
+    OfUser(&'a str),
+    ExpiredBy(i64),
+}
+
+impl Ended<'_> {
+    /// The condition on `sessions`, with one `?` parameter.
+    fn condition(self) -> &'static str {
+        match self {
+            Self::Tgt(_) => "tgt_key = ?",
+            Self::Id(_) => "id = ?",
+            Self::OfUser(_) => "username = ?",
+            Self::ExpiredBy(_) => "expires_at <= ?",
+        }
+    }
+
+    fn bind<'q, O>(
+        self,
+        q: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>
+    where
+        Self: 'q,
+    {
+        match self {
+            Self::Tgt(v) | Self::Id(v) | Self::OfUser(v) => q.bind(v),
+            Self::ExpiredBy(t) => q.bind(t),
+        }
+    }
+}
+
+/// Ends the selected sessions inside `tx`: their services move to the single-logout queue (due
+/// `now`), their unvalidated tickets go with them (foreign key cascade), and they are returned.
+/// The first statement writes, so SQLite takes the write lock before anything is read.
+async fn end_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    which: Ended<'_>,
+    now: Timestamp,
+) -> StoreResult<Vec<EndedSession>> {
+    let cond = which.condition();
+    let queued = format!(
+        "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at) \
+         SELECT ss.session_id, s.username, ss.service, ss.ticket, ?, ? \
+         FROM session_services ss JOIN sessions s ON s.id = ss.session_id WHERE s.{cond} RETURNING id"
+    );
+    which.bind(sqlx::query_as::<_, (i64,)>(&queued).bind(ts(now)).bind(ts(now))).fetch_all(&mut **tx).await?;
+    let accesses = format!(
+        "DELETE FROM session_services WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
+         RETURNING session_id, service, ticket, validated_at"
+    );
+    let accesses: Vec<SessionAccessRow> = which.bind(sqlx::query_as(&accesses)).fetch_all(&mut **tx).await?;
+    let sessions = format!("DELETE FROM sessions WHERE {cond} RETURNING {SESSION_COLUMNS}");
+    let sessions: Vec<SessionRow> = which.bind(sqlx::query_as(&sessions)).fetch_all(&mut **tx).await?;
+    sessions
+        .into_iter()
+        .map(|row| {
+            let mut services: Vec<ServiceAccess> = accesses
+                .iter()
+                .filter(|a| a.session_id == row.id)
+                .map(|a| ServiceAccess {
+                    service: a.service.clone(),
+                    ticket: a.ticket.clone(),
+                    validated_at: Timestamp::from_unix_millis(a.validated_at),
+                })
+                .collect();
+            services.sort_by_key(|a| a.validated_at);
+            Ok(EndedSession { session: row.try_into()?, services })
+        })
+        .collect()
+}
+
+#[derive(FromRow)]
+struct SessionAccessRow {
+    session_id: String,
+    service: String,
+    ticket: String,
+    validated_at: i64,
+}
+
+#[derive(FromRow)]
+struct SloRow {
+    id: i64,
+    session_id: String,
+    username: String,
+    service: String,
+    ticket: String,
+    created_at: i64,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl From<SloRow> for SloDelivery {
+    fn from(r: SloRow) -> Self {
+        Self {
+            id: r.id,
+            session_id: SessionId::from_stored(r.session_id),
+            username: r.username,
+            service: r.service,
+            ticket: r.ticket,
+            created_at: Timestamp::from_unix_millis(r.created_at),
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            last_error: r.last_error,
+        }
     }
 }

@@ -140,7 +140,7 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
         };
         store.put_service_access(&s.id, &access).await.unwrap();
     }
-    let ended = store.take_session(&tgt.key()).await.unwrap().unwrap();
+    let ended = store.take_session(&tgt.key(), T0).await.unwrap().unwrap();
     assert_eq!(ended.session.id, s.id);
     let mut notified: Vec<_> = ended
         .services
@@ -154,7 +154,7 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
         "latest ticket per service URL"
     );
     assert_eq!(store.get_session(&tgt.key()).await.unwrap(), None);
-    assert_eq!(store.take_session(&tgt.key()).await.unwrap(), None);
+    assert_eq!(store.take_session(&tgt.key(), T0).await.unwrap(), None);
     assert_eq!(
         store.take_service_ticket(&unvalidated.key).await.unwrap(),
         None,
@@ -213,8 +213,8 @@ async fn users_round_trip_and_names_are_unique(store: Arc<dyn Store>) {
         .put_session(&s, T0.plus(Duration::from_secs(10)))
         .await
         .unwrap();
-    assert!(store.delete_user("alice").await.unwrap());
-    assert!(!store.delete_user("alice").await.unwrap());
+    assert!(store.delete_user("alice", T0).await.unwrap());
+    assert!(!store.delete_user("alice", T0).await.unwrap());
     assert_eq!(
         store.get_session(&tgt.key()).await.unwrap(),
         None,
@@ -333,6 +333,91 @@ async fn expired_rows_are_swept(store: Arc<dyn Store>) {
     assert_eq!(store.get_login_failures("ip:1").await.unwrap(), None);
 }
 
+async fn ended_sessions_queue_single_logout_for_their_services(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store.put_session(&s, T0.plus(Duration::from_secs(60))).await.unwrap();
+    for (service, ticket) in [("https://a/", "ST-1"), ("https://b/?x", "ST-2")] {
+        let access = ServiceAccess { service: service.into(), ticket: ticket.into(), validated_at: T0 };
+        store.put_service_access(&s.id, &access).await.unwrap();
+    }
+    let (_, quiet) = new_session("alice");
+    store.put_session(&quiet, T0.plus(Duration::from_secs(60))).await.unwrap();
+    assert!(store.list_slo_deliveries().await.unwrap().is_empty(), "nothing is queued while sessions live");
+    let later = T0.plus(Duration::from_secs(5));
+    store.take_session(&tgt.key(), later).await.unwrap().unwrap();
+    let queued = store.list_slo_deliveries().await.unwrap();
+    let mut got: Vec<_> = queued.iter().map(|d| (d.service.as_str(), d.ticket.as_str(), d.username.as_str())).collect();
+    got.sort();
+    assert_eq!(got, [("https://a/", "ST-1", "alice"), ("https://b/?x", "ST-2", "alice")]);
+    assert!(queued.iter().all(|d| d.session_id == s.id && d.created_at == later && d.attempts == 0));
+    assert!(store.take_session_by_id(&quiet.id, later).await.unwrap().is_some());
+    assert_eq!(store.list_slo_deliveries().await.unwrap().len(), 2, "a session that entered nothing queues nothing");
+}
+
+async fn expiry_and_user_removal_queue_single_logout_too(store: Arc<dyn Store>) {
+    let (_, expiring) = new_session("alice");
+    store.put_session(&expiring, T0.plus(Duration::from_secs(10))).await.unwrap();
+    let (_, bobs) = new_session("bob");
+    store.put_session(&bobs, T0.plus(Duration::from_secs(3600))).await.unwrap();
+    for (s, ticket) in [(&expiring, "ST-e"), (&bobs, "ST-b")] {
+        let access = ServiceAccess { service: "https://a/".into(), ticket: ticket.into(), validated_at: T0 };
+        store.put_service_access(&s.id, &access).await.unwrap();
+    }
+    store.delete_expired(T0.plus(Duration::from_secs(10)), Duration::from_secs(60)).await.unwrap();
+    let tickets: Vec<_> = store.list_slo_deliveries().await.unwrap().into_iter().map(|d| d.ticket).collect();
+    assert_eq!(tickets, ["ST-e"]);
+    store.put_user(&UserRecord { username: "bob".into(), password_hash: "x".into(), attributes: Attributes::new() }, T0).await.unwrap();
+    assert!(store.delete_user("bob", T0).await.unwrap());
+    let tickets: Vec<_> = store.list_slo_deliveries().await.unwrap().into_iter().map(|d| d.ticket).collect();
+    assert_eq!(tickets, ["ST-e", "ST-b"]);
+}
+
+async fn deliveries_are_claimed_once_leased_and_retried(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store.put_session(&s, T0.plus(Duration::from_secs(60))).await.unwrap();
+    for i in 0..30 {
+        let access = ServiceAccess { service: format!("https://app{i}/"), ticket: format!("ST-{i}"), validated_at: T0 };
+        store.put_service_access(&s.id, &access).await.unwrap();
+    }
+    store.take_session(&tgt.key(), T0).await.unwrap();
+    let lease = Duration::from_secs(30);
+    // Concurrent claimers (several nodes) never get the same delivery.
+    let claimers: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_slo_deliveries(T0, lease, 7).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in claimers {
+        ids.extend(c.await.unwrap().into_iter().map(|d| (d.id, d.attempts)));
+    }
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len()), (30, 30));
+    assert!(ids.iter().all(|(_, attempts)| *attempts == 1));
+    assert!(store.claim_slo_deliveries(T0, lease, 100).await.unwrap().is_empty(), "all claimed");
+    // A claim whose node died is taken again once its lease runs out.
+    let again = store.claim_slo_deliveries(T0.plus(lease), lease, 100).await.unwrap();
+    assert_eq!(again.len(), 30);
+    assert!(again.iter().all(|d| d.attempts == 2));
+    let (first, second) = (again[0].id, again[1].id);
+    store.delete_slo_delivery(first).await.unwrap();
+    let retry_at = T0.plus(Duration::from_secs(100));
+    store.retry_slo_delivery(second, retry_at, "connection refused").await.unwrap();
+    let now = T0.plus(lease).plus(lease);
+    let due: Vec<_> = store.claim_slo_deliveries(now, lease, 100).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(due.len(), 28, "the retried one waits, the deleted one is gone");
+    assert!(!due.contains(&first) && !due.contains(&second));
+    for id in due {
+        store.delete_slo_delivery(id).await.unwrap();
+    }
+    let retried = store.claim_slo_deliveries(retry_at, lease, 100).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!((retried[0].id, retried[0].last_error.as_deref()), (second, Some("connection refused")));
+}
+
 async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
     let url = format!("sqlite://{}/nested/tessera.db", dir.path().display());
     Arc::new(SqliteStore::connect(&url).await.unwrap())
@@ -362,6 +447,9 @@ sqlite_tests!(
     login_tickets_are_single_use_and_expire,
     login_failures_count_within_a_window,
     expired_rows_are_swept,
+    ended_sessions_queue_single_logout_for_their_services,
+    expiry_and_user_removal_queue_single_logout_too,
+    deliveries_are_claimed_once_leased_and_retried,
 );
 
 #[tokio::test]

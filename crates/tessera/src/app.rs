@@ -21,6 +21,7 @@ use crate::auth::local::{LocalAuthenticator, PasswordHasher};
 use crate::auth::{AuthError, Authenticator};
 use crate::clock::Clock;
 use crate::config::{Loaded, Settings};
+use crate::slo::{self, SloSignal};
 use crate::http::response::{html, redirect};
 use crate::http::{cas, login, logout, security};
 use crate::web::templates::{Chrome, ErrorPage, TemplateError, Templates};
@@ -42,6 +43,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Services declared in the config file.
     pub file_services: Arc<Vec<RegisteredService>>,
+    /// Wakes the single-logout dispatcher.
+    pub slo: SloSignal,
+    /// Outbound HTTP (single logout): no redirects, no cookies, TLS verified.
+    pub http: reqwest::Client,
     /// Where users reach us: scheme, host and port (no path).
     public_url: Arc<url::Url>,
     static_base: Arc<str>,
@@ -89,6 +94,38 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Builds the state for a server reached at `bound` (unless `public_url` says otherwise).
+    pub fn new(loaded: Loaded, store: Arc<dyn Store>, clock: Arc<dyn Clock>, bound: SocketAddr) -> Result<Self, StartError> {
+        let Loaded { settings, file_services } = loaded;
+        let public_url = match &settings.server.public_url {
+            Some(url) => url.clone(),
+            None => url::Url::parse(&format!("http://{bound}/")).map_err(|e| StartError::Bind {
+                addr: bound,
+                source: std::io::Error::other(e.to_string()),
+            })?,
+        };
+        let templates = Templates::new(settings.theme.dir.as_deref())?;
+        let hasher = PasswordHasher::new(&settings.password)?;
+        let authenticator = Arc::new(LocalAuthenticator::new(store.clone(), hasher.clone()));
+        let static_base: Arc<str> = format!("{}/static", settings.base_path()).into();
+        let http = slo::http_client(settings.slo.timeout)?;
+        Ok(Self {
+            store,
+            authenticator,
+            hasher,
+            clock,
+            templates: Arc::new(templates),
+            settings: Arc::new(settings),
+            file_services: Arc::new(file_services),
+            slo: SloSignal::default(),
+            http,
+            public_url: Arc::new(public_url),
+            static_base,
+        })
+    }
+}
+
 /// Opens the store a database URL names, creating and migrating it as needed.
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
@@ -113,6 +150,9 @@ pub enum StartError {
     /// Password hashing parameters are unusable.
     #[error("password settings: {0}")]
     Auth(#[from] AuthError),
+    /// The outbound HTTP client could not be built.
+    #[error("outbound http client: {0}")]
+    Http(#[from] reqwest::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -142,39 +182,14 @@ impl Server {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
-        let Loaded {
-            settings,
-            file_services,
-        } = loaded;
-        let addr = settings.server.listen;
+        let addr = loaded.settings.server.listen;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        let public_url = match &settings.server.public_url {
-            Some(url) => url.clone(),
-            None => url::Url::parse(&format!("http://{bound}/")).map_err(|e| StartError::Bind {
-                addr,
-                source: std::io::Error::other(e.to_string()),
-            })?,
-        };
-        let templates = Templates::new(settings.theme.dir.as_deref())?;
-        let hasher = PasswordHasher::new(&settings.password)?;
-        let authenticator = Arc::new(LocalAuthenticator::new(store.clone(), hasher.clone()));
-        let static_base: Arc<str> = format!("{}/static", settings.base_path()).into();
-        let state = AppState {
-            store,
-            authenticator,
-            hasher,
-            clock,
-            templates: Arc::new(templates),
-            settings: Arc::new(settings),
-            file_services: Arc::new(file_services),
-            public_url: Arc::new(public_url),
-            static_base,
-        };
+        let state = AppState::new(loaded, store, clock, bound)?;
         Ok(Self { listener, state })
     }
 
@@ -200,11 +215,13 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep(self.state.clone()));
+        let dispatcher = tokio::spawn(slo::run(self.state.clone(), self.state.http.clone()));
         let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        dispatcher.abort();
         served
     }
 }
@@ -221,7 +238,10 @@ async fn sweep(app: AppState) {
             .await
         {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "expired sessions and tickets swept"),
+            Ok(n) => {
+                tracing::debug!(rows = n, "expired sessions and tickets swept");
+                app.slo.wake();
+            }
             Err(e) => tracing::warn!(error = %e, "sweeping expired rows failed"),
         }
     }
@@ -245,6 +265,9 @@ pub fn router(app: AppState) -> Router {
         .merge(logout::router(&app))
         .merge(cas::router(&app))
         .route(&app.path("/static/{file}"), get(static_file));
+    if app.settings.rest.enabled {
+        routes = routes.merge(crate::http::rest::router(&app));
+    }
     // Flask-CAS logs in at `{base}?service=…`: `{base}` and `{base}/` are `/login` (trap T15).
     routes = routes.route(&format!("{base}/"), get(base_redirect));
     if !base.is_empty() {
@@ -260,7 +283,11 @@ pub fn router(app: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or(req.uri().path(), |m| m.as_str());
+            // Unmatched paths are logged as sent, except a TGT in one (a REST client's typo).
+            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or_else(
+                || crate::http::rest::loggable_path(req.uri().path()),
+                |m| m.as_str().into(),
+            );
             tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))

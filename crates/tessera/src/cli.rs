@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use tessera_protocol::attributes::is_valid_attribute_name;
 use tessera_protocol::service::{
-    AttributeRelease, MatchOutcome, ServiceOrigin, ServiceRegistry, ServiceUrl,
+    AttributeRelease, LogoutType, MatchOutcome, ServiceOrigin, ServiceRegistry, ServiceUrl,
 };
 use tessera_protocol::Attributes;
 use tessera_store::{Store, StoreError, UserRecord};
@@ -19,6 +19,8 @@ use crate::auth::local::PasswordHasher;
 use crate::auth::{is_valid_username, AuthError, Password};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{build_service, ConfigError, Loaded, Settings};
+use crate::slo;
+use tessera_protocol::session::SessionId;
 use crate::telemetry::LogFormat;
 
 /// Tessera single sign-on server.
@@ -55,9 +57,32 @@ pub enum Command {
     /// Manage registered services.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// List and revoke SSO sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `tessera session …`
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List live sessions.
+    List {
+        /// Only this user's sessions.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+    /// End sessions now; every application they entered is told (single logout).
+    Revoke {
+        /// The session id (from `session list`).
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// All sessions of this user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
 }
 
 /// `tessera user …`
@@ -148,6 +173,10 @@ pub struct ServiceAdd {
     /// Where single-logout requests go (default: the URL the service logged in with).
     #[arg(long, value_name = "URL")]
     pub logout_url: Option<String>,
+    /// How the service hears of a logout: back (Tessera POSTs to it), front (the browser loads
+    /// its logout URL), or none.
+    #[arg(long, value_name = "TYPE", default_value = "back", value_parser = ["back", "front", "none"])]
+    pub logout_type: String,
     /// Ask for the password at every login, even with an SSO session.
     #[arg(long)]
     pub no_sso: bool,
@@ -210,6 +239,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve { listen, demo } => serve(loaded, listen, demo).await,
         Command::User(cmd) => user(&loaded, cmd).await,
         Command::Service(cmd) => service(&loaded, cmd).await,
+        Command::Session(cmd) => session(loaded, cmd).await,
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.config.as_deref()).await,
     }
 }
@@ -220,12 +250,13 @@ async fn serve(mut loaded: Loaded, listen: Option<SocketAddr>, demo: bool) -> Re
     }
     let server = Server::bind(loaded, Arc::new(SystemClock)).await?;
     let addr = server.local_addr()?;
+    let shutdown = shutdown_signal()?;
     println!("tessera listening on http://{addr}");
     if demo {
         set_up_demo(server.state()).await?;
     }
     tracing::info!(%addr, base = %server.state().public_base(), "tessera started");
-    server.run(shutdown_signal()).await?;
+    server.run(shutdown).await?;
     tracing::info!("tessera stopped");
     Ok(())
 }
@@ -274,25 +305,23 @@ async fn set_up_demo(app: &AppState) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listens for SIGINT and SIGTERM from now on (so a signal sent as soon as the server says it is
+/// listening already stops it cleanly), and resolves when one arrives.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 fn read_password(from_stdin: bool) -> Result<Password, CliError> {
@@ -403,7 +432,7 @@ async fn user(loaded: &Loaded, cmd: UserCommand) -> Result<(), CliError> {
             }
         }
         UserCommand::Remove { name } => {
-            if !store.delete_user(&name).await? {
+            if !store.delete_user(&name, SystemClock.now()).await? {
                 return Err(CliError::NotFound(format!("no user {name}")));
             }
             println!("user {name} removed");
@@ -443,6 +472,7 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
             )
             .map_err(|e| CliError::Invalid(format!("service {}: {e}", add.name)))?;
             service.sso = !add.no_sso;
+            service.logout_type = LogoutType::parse(&add.logout_type).map_err(|e| CliError::Invalid(e.to_string()))?;
             service.enabled = !add.disabled;
             if let Some(url) = add.logout_url {
                 ServiceUrl::parse(&url)
@@ -483,6 +513,11 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
                     ServiceOrigin::Database => "db",
                 };
                 let mut flags = Vec::new();
+                match s.logout_type {
+                    LogoutType::BackChannel => {}
+                    LogoutType::FrontChannel => flags.push("front-channel-logout"),
+                    LogoutType::None => flags.push("no-logout"),
+                }
                 if !s.enabled {
                     flags.push("disabled");
                 }
@@ -499,15 +534,17 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
             }
         }
         ServiceCommand::Remove { name } => {
-            if loaded.file_services.iter().any(|s| s.name == name) {
-                return Err(CliError::Invalid(format!(
-                    "service {name} is declared in the config file; remove it there"
-                )));
-            }
-            if !store.delete_service(&name).await? {
+            let in_file = loaded.file_services.iter().any(|s| s.name == name);
+            if store.delete_service(&name).await? {
+                println!("service {name} removed");
+                if in_file {
+                    println!("note: the config file's service {name} stays; remove it there");
+                }
+            } else if in_file {
+                return Err(CliError::Invalid(format!("service {name} is declared in the config file; remove it there")));
+            } else {
                 return Err(CliError::NotFound(format!("no service {name}")));
             }
-            println!("service {name} removed");
         }
         ServiceCommand::Match { url } => {
             if let Err(e) = ServiceUrl::parse(&url) {
@@ -553,6 +590,77 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
             }
         }
     }
+    Ok(())
+}
+
+async fn session(loaded: Loaded, cmd: SessionCommand) -> Result<(), CliError> {
+    let store = store_of(&loaded).await?;
+    let listen = loaded.settings.server.listen;
+    let policy = loaded.settings.session.policy();
+    let app = AppState::new(loaded, store, Arc::new(SystemClock), listen)?;
+    let now = app.clock.now();
+    match cmd {
+        SessionCommand::List { user } => {
+            for s in app.store.list_sessions(user.as_deref()).await? {
+                let state = if s.is_expired(&policy, now) { "expired" } else { "live" };
+                println!(
+                    "{}\t{}\tlogged in {}\tlast used {}\t{}{}",
+                    s.id,
+                    s.username,
+                    s.authenticated_at.to_rfc3339_seconds(),
+                    s.last_used_at.to_rfc3339_seconds(),
+                    state,
+                    if s.long_term { "\tremembered" } else { "" }
+                );
+            }
+        }
+        SessionCommand::Revoke { id, user } => {
+            let ids: Vec<SessionId> = match (id, user) {
+                (Some(id), _) => vec![SessionId::from_stored(id)],
+                (None, Some(user)) => app.store.list_sessions(Some(&user)).await?.into_iter().map(|s| s.id).collect(),
+                (None, None) => return Err(CliError::Invalid("give a session id or --user NAME".into())),
+            };
+            let mut revoked = 0;
+            for id in &ids {
+                match crate::sso::revoke_session(&app, id).await? {
+                    Some(ended) => {
+                        revoked += 1;
+                        println!("session {} of {} revoked ({} applications to notify)", id, ended.session.username, ended.services.len());
+                    }
+                    None => println!("session {id}: no such session"),
+                }
+            }
+            if revoked == 0 {
+                return Err(CliError::NotFound("no session revoked".into()));
+            }
+            deliver_now(&app).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends the queued logout requests from this process (each within its timeout), so revocation
+/// takes effect at once whether or not a server runs; failures stay queued for the server to retry.
+async fn deliver_now(app: &AppState) -> Result<(), CliError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(app.settings.slo.max_parallel));
+    let (mut delivered, mut pending) = (0, 0);
+    loop {
+        let tasks = slo::dispatch_due(app, &app.http, &permits).await?;
+        if tasks.is_empty() {
+            break;
+        }
+        for task in tasks {
+            match task.await {
+                Ok(slo::Outcome::Delivered) => delivered += 1,
+                Ok(slo::Outcome::WillRetry) => pending += 1,
+                Ok(_) | Err(_) => {}
+            }
+        }
+        if pending > 0 {
+            break;
+        }
+    }
+    println!("single logout: {delivered} delivered, {pending} left for the server to retry");
     Ok(())
 }
 

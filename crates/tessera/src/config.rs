@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tessera_protocol::service::{
-    AttributeRelease, AttributeRule, RegisteredService, Requirement, ServiceOrigin, ServicePattern,
+    AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin,
+    ServicePattern,
 };
 use tessera_protocol::session::SessionPolicy;
 
@@ -351,10 +352,18 @@ pub struct ServiceSettings {
     pub sso: bool,
     /// Where logout requests go (default: the URL the service logged in with).
     pub logout_url: Option<String>,
+    /// How the service hears of a logout: `back` (POST from Tessera, the default), `front` (the
+    /// browser loads the logout URL) or `none`.
+    #[serde(default = "back_channel")]
+    pub logout_type: String,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn back_channel() -> String {
+    "back".into()
 }
 
 /// Builds a registered service from its parts; shared by the config file and the CLI.
@@ -419,6 +428,7 @@ impl ServiceSettings {
         s.enabled = self.enabled;
         s.sso = self.sso;
         s.logout_url = self.logout_url.clone();
+        s.logout_type = LogoutType::parse(&self.logout_type).map_err(|e| e.to_string())?;
         Ok(s)
     }
 }

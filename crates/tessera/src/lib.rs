@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod slo;
 pub mod sso;
 pub mod telemetry;
 pub mod web;

@@ -83,24 +83,34 @@ pub async fn start_session(
     Ok((tgt, session))
 }
 
-/// Ends the session whose TGT has `tgt`: its tickets stop working at once. Returns what ended, with
-/// the services it had entered, or `None` if it was already gone.
-pub async fn end_session(
-    app: &AppState,
-    tgt: &TicketKey,
-    reason: &'static str,
-) -> StoreResult<Option<EndedSession>> {
-    let ended = app.store.take_session(tgt).await?;
-    if let Some(e) = &ended {
-        tracing::info!(
-            user = %e.session.username,
-            session = %e.session.id,
-            reason,
-            services = e.services.len(),
-            "sso session ended"
-        );
-    }
+/// Ends the session whose TGT has `tgt`: its tickets stop working at once, and every service it
+/// entered is queued for single logout (the dispatcher is woken; nothing waits for delivery).
+/// Returns what ended, with the services it had entered, or `None` if it was already gone.
+pub async fn end_session(app: &AppState, tgt: &TicketKey, reason: &'static str) -> StoreResult<Option<EndedSession>> {
+    let ended = app.store.take_session(tgt, app.clock.now()).await?;
+    log_ended(app, ended.as_ref(), reason);
     Ok(ended)
+}
+
+/// [`end_session`] by the session's public id, for administrators.
+pub async fn revoke_session(app: &AppState, id: &SessionId) -> StoreResult<Option<EndedSession>> {
+    let ended = app.store.take_session_by_id(id, app.clock.now()).await?;
+    log_ended(app, ended.as_ref(), "revoked");
+    Ok(ended)
+}
+
+fn log_ended(app: &AppState, ended: Option<&EndedSession>, reason: &'static str) {
+    let Some(e) = ended else { return };
+    if !e.services.is_empty() {
+        app.slo.wake();
+    }
+    tracing::info!(
+        user = %e.session.username,
+        session = %e.session.id,
+        reason,
+        services = e.services.len(),
+        "sso session ended"
+    );
 }
 
 /// Issues a service ticket for `service` from `session`, commits it, and marks the session used.

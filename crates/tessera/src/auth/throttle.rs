@@ -1,13 +1,76 @@
 //! Login throttling: failures are counted per username and per source address in the store (so
 //! every node sees them); past a threshold the key is locked until `lockout` after its last failure.
 //! While locked, every attempt is refused, even with the right password.
+//!
+//! [`authenticate`] is the one throttled password check: the login form and the REST API both call
+//! it, so they count against the same keys.
 
 use std::net::IpAddr;
 
 use tessera_protocol::Timestamp;
 use tessera_store::LoginFailures;
 
+use super::{is_valid_username, AuthError, AuthenticatedUser, Password};
+use crate::app::AppState;
 use crate::config::LoginSettings;
+
+/// What a throttled password check decided.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The username or the address is locked until then; the password was not checked.
+    Locked(Timestamp),
+    /// Wrong username or password; the failure counts against both keys.
+    Rejected,
+    /// The right password; the username's failures are forgotten.
+    Accepted(AuthenticatedUser),
+}
+
+/// Checks `username` and `password`, sent from `client`, under throttling (protocol digest §1.2,
+/// trap T32): while the username or the address is locked, every attempt is refused, even the right
+/// password. A failure counts against both keys; a success clears only the username's count, so
+/// an address guessing many users' passwords stays locked by one good login.
+pub async fn authenticate(
+    app: &AppState,
+    username: &str,
+    password: &Password,
+    client: IpAddr,
+    now: Timestamp,
+) -> Result<Verdict, AuthError> {
+    let login = &app.settings.login;
+    let keys = [
+        (user_key(username), login.max_failures_per_user),
+        (address_key(client), login.max_failures_per_address),
+    ];
+    for (key, max) in &keys {
+        if let Some(failures) = app.store.get_login_failures(key).await? {
+            if let Some(until) = locked_until(&failures, *max, login, now) {
+                tracing::warn!(user = %username, client = %client, "login refused: too many failures");
+                return Ok(Verdict::Locked(until));
+            }
+        }
+    }
+    let user = if is_valid_username(username) {
+        app.authenticator.authenticate(username, password).await?
+    } else {
+        None
+    };
+    let Some(user) = user else {
+        for (key, _) in &keys {
+            app.store
+                .record_login_failure(key, now, login.failure_window)
+                .await?;
+        }
+        tracing::warn!(user = %username, client = %client, "login failed");
+        return Ok(Verdict::Rejected);
+    };
+    app.store.delete_login_failures(&keys[0].0).await?;
+    Ok(Verdict::Accepted(user))
+}
+
+/// Whole minutes until `until`, at least one: what a locked-out user is told to wait.
+pub fn minutes_left(until: Timestamp, now: Timestamp) -> u64 {
+    until.since(now).as_secs().div_ceil(60).max(1)
+}
 
 /// The throttle key for a username.
 pub fn user_key(username: &str) -> String {

@@ -19,8 +19,8 @@ use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId};
 use tessera_protocol::Timestamp;
 
 use crate::app::AppState;
-use crate::auth::throttle::{address_key, locked_until, user_key};
-use crate::auth::{is_valid_username, Password};
+use crate::auth::throttle::{self, Verdict};
+use crate::auth::Password;
 use crate::http::extract::{cookie, is_cross_site_browser_request, Params};
 use crate::http::response::{html, redirect, PageFault};
 use crate::http::security::{clear_tgc, set_tgc};
@@ -189,44 +189,28 @@ async fn login_submit(
         return again(StatusCode::BAD_REQUEST, "Enter your username and password.").await;
     }
 
-    // Throttling: while a username or an address is locked, every attempt is refused, even the
-    // right password (protocol digest §1.2, trap T32).
-    let login = &app.settings.login;
-    let keys = [
-        (user_key(username), login.max_failures_per_user),
-        (address_key(peer.ip()), login.max_failures_per_address),
-    ];
-    for (key, max) in &keys {
-        if let Some(failures) = app.store.get_login_failures(key).await? {
-            if let Some(until) = locked_until(&failures, *max, login, now) {
-                tracing::warn!(user = %username, client = %peer.ip(), "login refused: too many failures");
-                let wait = until.since(now).as_secs().div_ceil(60).max(1);
-                let message = format!(
-                    "Too many failed attempts. Please wait {wait} minute{} and try again.",
-                    if wait == 1 { "" } else { "s" }
-                );
-                return again(StatusCode::TOO_MANY_REQUESTS, &message).await;
-            }
+    let verdict = throttle::authenticate(
+        &app,
+        username,
+        &Password::new(password.to_owned()),
+        peer.ip(),
+        now,
+    )
+    .await?;
+    let user = match verdict {
+        Verdict::Accepted(user) => user,
+        Verdict::Rejected => {
+            return again(StatusCode::UNAUTHORIZED, "Invalid username or password.").await
         }
-    }
-
-    let user = if is_valid_username(username) {
-        app.authenticator
-            .authenticate(username, &Password::new(password.to_owned()))
-            .await?
-    } else {
-        None
-    };
-    let Some(user) = user else {
-        for (key, _) in &keys {
-            app.store
-                .record_login_failure(key, now, login.failure_window)
-                .await?;
+        Verdict::Locked(until) => {
+            let wait = throttle::minutes_left(until, now);
+            let message = format!(
+                "Too many failed attempts. Please wait {wait} minute{} and try again.",
+                if wait == 1 { "" } else { "s" }
+            );
+            return again(StatusCode::TOO_MANY_REQUESTS, &message).await;
         }
-        tracing::warn!(user = %username, client = %peer.ip(), "login failed");
-        return again(StatusCode::UNAUTHORIZED, "Invalid username or password.").await;
     };
-    app.store.delete_login_failures(&keys[0].0).await?;
 
     // A browser has one session: a new login replaces the one it had.
     if let Some(old) = cookie(&headers, &app.settings.session.cookie_name)

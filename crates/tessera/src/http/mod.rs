@@ -6,4 +6,5 @@ pub mod extract;
 pub mod login;
 pub mod logout;
 pub mod response;
+pub mod rest;
 pub mod security;

@@ -89,6 +89,12 @@ pub struct LoggedOutPage<'a> {
     pub chrome: Chrome<'a>,
     /// Whether there was a session to end.
     pub had_session: bool,
+    /// Names of the applications told of the logout.
+    pub notified: Vec<String>,
+    /// Front-channel logout URLs the page loads in frames.
+    pub frames: Vec<String>,
+    /// Where to go next, when the logout asked to return to a service.
+    pub continue_url: Option<String>,
 }
 
 /// Confirmation before entering a service with the existing session (`warn`).
@@ -227,6 +233,16 @@ mod tests {
         }
     }
 
+    fn sample_logged_out() -> LoggedOutPage<'static> {
+        LoggedOutPage {
+            chrome: chrome(),
+            had_session: true,
+            notified: vec!["App <1>".into()],
+            frames: vec!["https://a/slo?SAMLRequest=x&y".into()],
+            continue_url: Some("https://a/".into()),
+        }
+    }
+
     #[test]
     fn every_template_renders_with_sample_data_and_escapes() {
         let t = Templates::new(None).unwrap();
@@ -269,11 +285,10 @@ mod tests {
             logout_url: "/cas/logout".into(),
         })
         .unwrap();
-        t.logged_out(&LoggedOutPage {
-            chrome: chrome(),
-            had_session: true,
-        })
-        .unwrap();
+        let out = t.logged_out(&sample_logged_out()).unwrap();
+        assert!(out.contains("App &lt;1&gt;"), "{out}");
+        assert!(out.contains(r#"<iframe src="https://a/slo?SAMLRequest=x&amp;y""#), "{out}");
+        assert!(out.contains(r#"href="https://a/""#), "{out}");
         let warn = t
             .warn(&WarnPage {
                 chrome: chrome(),
@@ -309,11 +324,7 @@ mod tests {
         std::fs::write(dir.path().join("static/style.css"), "body{}").unwrap();
         let t = Templates::new(Some(dir.path())).unwrap();
         assert_eq!(
-            t.logged_out(&LoggedOutPage {
-                chrome: chrome(),
-                had_session: true
-            })
-            .unwrap(),
+            t.logged_out(&sample_logged_out()).unwrap(),
             "bye yes"
         );
         assert_eq!(t.static_file("style.css").unwrap().1, b"body{}");

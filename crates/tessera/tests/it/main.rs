@@ -8,4 +8,6 @@ mod cli;
 mod login;
 mod logout;
 mod pages;
+mod slo;
+mod rest;
 mod support;

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use tessera::clock::ManualClock;
 use tessera::config::{build_service, Settings};
 use tessera::Server;
-use tessera_protocol::service::{RegisteredService, ServiceOrigin};
+use tessera_protocol::service::{LogoutType, RegisteredService, ServiceOrigin};
 use tessera_protocol::{Attributes, Timestamp};
 use tessera_store::{SqliteStore, Store, UserRecord};
 
@@ -22,10 +22,15 @@ pub(crate) const SERVICE: &str = "https://app.example.org/login?next=%2Fprofile"
 /// Another registered service.
 pub(crate) const OTHER_SERVICE: &str = "https://other.example.org/";
 
+pub(crate) mod receiver;
+
 /// A running Tessera.
 pub(crate) struct TestServer {
     /// `http://127.0.0.1:PORT/cas`
     pub(crate) base: String,
+    /// The configuration it runs with (its database URL included).
+    pub(crate) loaded: tessera::Loaded,
+    stop: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
     /// The server's clock.
     pub(crate) clock: Arc<ManualClock>,
     /// The server's store.
@@ -78,23 +83,48 @@ impl TestServer {
             ("app", r"https://app\.example\.org/.*"),
             ("other", r"https://other\.example\.org/.*"),
         ] {
-            store
-                .put_service(&service(name, pattern, true))
-                .await
-                .unwrap();
+            // These hosts do not exist: single logout is not attempted for them, so tests never
+            // make the server resolve names. Single-logout tests use services on a local receiver.
+            let mut s = service(name, pattern, true);
+            s.logout_type = LogoutType::None;
+            store.put_service(&s).await.unwrap();
         }
-        let server = Server::bind_with_store(loaded, store.clone(), clock.clone())
-            .await
-            .unwrap();
+        let mut server = Self { base: String::new(), loaded, stop: None, clock, store, _dir: dir };
+        server.serve().await;
+        server
+    }
+
+    async fn serve(&mut self) {
+        let server = Server::bind_with_store(self.loaded.clone(), self.store.clone(), self.clock.clone()).await.unwrap();
         let addr = server.local_addr().unwrap();
-        let base = format!("http://{addr}{}", server.state().settings.base_path());
-        tokio::spawn(server.run(std::future::pending()));
-        Self {
-            base,
-            clock,
-            store,
-            _dir: dir,
+        self.base = format!("http://{addr}{}", server.state().settings.base_path());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        self.stop = Some((tx, handle));
+    }
+
+    /// A config file for the `tessera` binary that points at this server's database.
+    pub(crate) fn config_file(&self) -> std::path::PathBuf {
+        let path = self._dir.path().join("tessera.toml");
+        let s = &self.loaded.settings;
+        let text = format!(
+            "[database]\nurl = \"{}\"\n[password]\nargon2_memory_kib = {}\nargon2_iterations = {}\n",
+            s.database.url, s.password.argon2_memory_kib, s.password.argon2_iterations
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Stops the server and starts a new one on the same database (on a new port).
+    pub(crate) async fn restart(&mut self) {
+        if let Some((tx, handle)) = self.stop.take() {
+            let _ = tx.send(());
+            handle.await.unwrap().unwrap();
         }
+        self.store = Arc::new(SqliteStore::connect(&self.loaded.settings.database.url).await.unwrap());
+        self.serve().await;
     }
 
     /// A fresh browser with no cookies.
