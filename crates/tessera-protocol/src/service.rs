@@ -337,7 +337,9 @@ impl LogoutType {
             "back" => Ok(Self::BackChannel),
             "front" => Ok(Self::FrontChannel),
             "none" => Ok(Self::None),
-            other => Err(PatternError(format!("unknown logout type `{other}`; use back, front or none"))),
+            other => Err(PatternError(format!(
+                "unknown logout type `{other}`; use back, front or none"
+            ))),
         }
     }
 }

@@ -130,9 +130,17 @@ pub trait Store: Send + Sync + 'static {
     /// Ends the session whose TGT has this key, with its unvalidated tickets, queues a single-logout
     /// delivery (due `now`) for every service it entered, and returns it with those services, all in
     /// one transaction. `None` if it was already gone.
-    async fn take_session(&self, tgt: &TicketKey, now: Timestamp) -> StoreResult<Option<EndedSession>>;
+    async fn take_session(
+        &self,
+        tgt: &TicketKey,
+        now: Timestamp,
+    ) -> StoreResult<Option<EndedSession>>;
     /// [`Store::take_session`] by the session's public id (administrative revocation).
-    async fn take_session_by_id(&self, id: &SessionId, now: Timestamp) -> StoreResult<Option<EndedSession>>;
+    async fn take_session_by_id(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> StoreResult<Option<EndedSession>>;
     /// Live sessions (by login time), optionally of one user.
     async fn list_sessions(&self, username: Option<&str>) -> StoreResult<Vec<SsoSession>>;
 
@@ -173,7 +181,12 @@ pub trait Store: Send + Sync + 'static {
     // --- single logout -----------------------------------------------------------------------
     /// Claims up to `limit` deliveries that are due at `now` and not claimed by anyone, for
     /// `lease` (after which another node may claim them again), counting an attempt on each.
-    async fn claim_slo_deliveries(&self, now: Timestamp, lease: std::time::Duration, limit: u32) -> StoreResult<Vec<SloDelivery>>;
+    async fn claim_slo_deliveries(
+        &self,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<SloDelivery>>;
     /// Removes a delivery: sent, or given up.
     async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()>;
     /// Releases a failed delivery to be tried again at `due_at`.

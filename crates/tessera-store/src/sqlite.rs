@@ -10,8 +10,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::service::{
-    AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin, ServicePattern,
-    ServiceUrl,
+    AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin,
+    ServicePattern, ServiceUrl,
 };
 use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::TicketKey;
@@ -420,14 +420,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn take_session(&self, tgt: &TicketKey, now: Timestamp) -> StoreResult<Option<EndedSession>> {
+    async fn take_session(
+        &self,
+        tgt: &TicketKey,
+        now: Timestamp,
+    ) -> StoreResult<Option<EndedSession>> {
         let mut tx = self.pool.begin().await?;
         let ended = end_sessions(&mut tx, Ended::Tgt(tgt.as_str()), now).await?;
         tx.commit().await?;
         Ok(ended.into_iter().next())
     }
 
-    async fn take_session_by_id(&self, id: &SessionId, now: Timestamp) -> StoreResult<Option<EndedSession>> {
+    async fn take_session_by_id(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> StoreResult<Option<EndedSession>> {
         let mut tx = self.pool.begin().await?;
         let ended = end_sessions(&mut tx, Ended::Id(id.as_str()), now).await?;
         tx.commit().await?;
@@ -553,7 +561,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn claim_slo_deliveries(&self, now: Timestamp, lease: Duration, limit: u32) -> StoreResult<Vec<SloDelivery>> {
+    async fn claim_slo_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<SloDelivery>> {
         // One statement: of two nodes claiming at once, each row goes to one of them.
         sqlx::query_as::<_, SloRow>(
             "UPDATE slo_queue SET claimed_until = ?1, attempts = attempts + 1 WHERE id IN \
@@ -570,17 +583,22 @@ impl Store for SqliteStore {
     }
 
     async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM slo_queue WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM slo_queue WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn retry_slo_delivery(&self, id: i64, due_at: Timestamp, error: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE slo_queue SET due_at = ?, claimed_until = 0, last_error = ? WHERE id = ?")
-            .bind(ts(due_at))
-            .bind(error)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE slo_queue SET due_at = ?, claimed_until = 0, last_error = ? WHERE id = ?",
+        )
+        .bind(ts(due_at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -598,13 +616,25 @@ impl Store for SqliteStore {
     async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
         let window_ms = i64::try_from(failure_window.as_millis()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
-        let mut n = u64::try_from(end_sessions(&mut tx, Ended::ExpiredBy(ts(now)), now).await?.len()).unwrap_or(u64::MAX);
+        let mut n = u64::try_from(
+            end_sessions(&mut tx, Ended::ExpiredBy(ts(now)), now)
+                .await?
+                .len(),
+        )
+        .unwrap_or(u64::MAX);
         for (sql, cutoff) in [
             ("DELETE FROM service_tickets WHERE expires_at <= ?", ts(now)),
             ("DELETE FROM login_tickets WHERE expires_at <= ?", ts(now)),
-            ("DELETE FROM login_failures WHERE last_at <= ?", ts(now).saturating_sub(window_ms)),
+            (
+                "DELETE FROM login_failures WHERE last_at <= ?",
+                ts(now).saturating_sub(window_ms),
+            ),
         ] {
-            n += sqlx::query(sql).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+            n += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         tx.commit().await?;
         Ok(n)
@@ -659,14 +689,27 @@ async fn end_sessions(
          SELECT ss.session_id, s.username, ss.service, ss.ticket, ?, ? \
          FROM session_services ss JOIN sessions s ON s.id = ss.session_id WHERE s.{cond} RETURNING id"
     );
-    which.bind(sqlx::query_as::<_, (i64,)>(&queued).bind(ts(now)).bind(ts(now))).fetch_all(&mut **tx).await?;
+    which
+        .bind(
+            sqlx::query_as::<_, (i64,)>(&queued)
+                .bind(ts(now))
+                .bind(ts(now)),
+        )
+        .fetch_all(&mut **tx)
+        .await?;
     let accesses = format!(
         "DELETE FROM session_services WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
          RETURNING session_id, service, ticket, validated_at"
     );
-    let accesses: Vec<SessionAccessRow> = which.bind(sqlx::query_as(&accesses)).fetch_all(&mut **tx).await?;
+    let accesses: Vec<SessionAccessRow> = which
+        .bind(sqlx::query_as(&accesses))
+        .fetch_all(&mut **tx)
+        .await?;
     let sessions = format!("DELETE FROM sessions WHERE {cond} RETURNING {SESSION_COLUMNS}");
-    let sessions: Vec<SessionRow> = which.bind(sqlx::query_as(&sessions)).fetch_all(&mut **tx).await?;
+    let sessions: Vec<SessionRow> = which
+        .bind(sqlx::query_as(&sessions))
+        .fetch_all(&mut **tx)
+        .await?;
     sessions
         .into_iter()
         .map(|row| {
@@ -680,7 +723,10 @@ async fn end_sessions(
                 })
                 .collect();
             services.sort_by_key(|a| a.validated_at);
-            Ok(EndedSession { session: row.try_into()?, services })
+            Ok(EndedSession {
+                session: row.try_into()?,
+                services,
+            })
         })
         .collect()
 }

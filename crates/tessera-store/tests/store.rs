@@ -335,48 +335,126 @@ async fn expired_rows_are_swept(store: Arc<dyn Store>) {
 
 async fn ended_sessions_queue_single_logout_for_their_services(store: Arc<dyn Store>) {
     let (tgt, s) = new_session("alice");
-    store.put_session(&s, T0.plus(Duration::from_secs(60))).await.unwrap();
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
     for (service, ticket) in [("https://a/", "ST-1"), ("https://b/?x", "ST-2")] {
-        let access = ServiceAccess { service: service.into(), ticket: ticket.into(), validated_at: T0 };
+        let access = ServiceAccess {
+            service: service.into(),
+            ticket: ticket.into(),
+            validated_at: T0,
+        };
         store.put_service_access(&s.id, &access).await.unwrap();
     }
     let (_, quiet) = new_session("alice");
-    store.put_session(&quiet, T0.plus(Duration::from_secs(60))).await.unwrap();
-    assert!(store.list_slo_deliveries().await.unwrap().is_empty(), "nothing is queued while sessions live");
+    store
+        .put_session(&quiet, T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        store.list_slo_deliveries().await.unwrap().is_empty(),
+        "nothing is queued while sessions live"
+    );
     let later = T0.plus(Duration::from_secs(5));
-    store.take_session(&tgt.key(), later).await.unwrap().unwrap();
+    store
+        .take_session(&tgt.key(), later)
+        .await
+        .unwrap()
+        .unwrap();
     let queued = store.list_slo_deliveries().await.unwrap();
-    let mut got: Vec<_> = queued.iter().map(|d| (d.service.as_str(), d.ticket.as_str(), d.username.as_str())).collect();
+    let mut got: Vec<_> = queued
+        .iter()
+        .map(|d| (d.service.as_str(), d.ticket.as_str(), d.username.as_str()))
+        .collect();
     got.sort();
-    assert_eq!(got, [("https://a/", "ST-1", "alice"), ("https://b/?x", "ST-2", "alice")]);
-    assert!(queued.iter().all(|d| d.session_id == s.id && d.created_at == later && d.attempts == 0));
-    assert!(store.take_session_by_id(&quiet.id, later).await.unwrap().is_some());
-    assert_eq!(store.list_slo_deliveries().await.unwrap().len(), 2, "a session that entered nothing queues nothing");
+    assert_eq!(
+        got,
+        [
+            ("https://a/", "ST-1", "alice"),
+            ("https://b/?x", "ST-2", "alice")
+        ]
+    );
+    assert!(queued
+        .iter()
+        .all(|d| d.session_id == s.id && d.created_at == later && d.attempts == 0));
+    assert!(store
+        .take_session_by_id(&quiet.id, later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store.list_slo_deliveries().await.unwrap().len(),
+        2,
+        "a session that entered nothing queues nothing"
+    );
 }
 
 async fn expiry_and_user_removal_queue_single_logout_too(store: Arc<dyn Store>) {
     let (_, expiring) = new_session("alice");
-    store.put_session(&expiring, T0.plus(Duration::from_secs(10))).await.unwrap();
+    store
+        .put_session(&expiring, T0.plus(Duration::from_secs(10)))
+        .await
+        .unwrap();
     let (_, bobs) = new_session("bob");
-    store.put_session(&bobs, T0.plus(Duration::from_secs(3600))).await.unwrap();
+    store
+        .put_session(&bobs, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
     for (s, ticket) in [(&expiring, "ST-e"), (&bobs, "ST-b")] {
-        let access = ServiceAccess { service: "https://a/".into(), ticket: ticket.into(), validated_at: T0 };
+        let access = ServiceAccess {
+            service: "https://a/".into(),
+            ticket: ticket.into(),
+            validated_at: T0,
+        };
         store.put_service_access(&s.id, &access).await.unwrap();
     }
-    store.delete_expired(T0.plus(Duration::from_secs(10)), Duration::from_secs(60)).await.unwrap();
-    let tickets: Vec<_> = store.list_slo_deliveries().await.unwrap().into_iter().map(|d| d.ticket).collect();
+    store
+        .delete_expired(T0.plus(Duration::from_secs(10)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let tickets: Vec<_> = store
+        .list_slo_deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.ticket)
+        .collect();
     assert_eq!(tickets, ["ST-e"]);
-    store.put_user(&UserRecord { username: "bob".into(), password_hash: "x".into(), attributes: Attributes::new() }, T0).await.unwrap();
+    store
+        .put_user(
+            &UserRecord {
+                username: "bob".into(),
+                password_hash: "x".into(),
+                attributes: Attributes::new(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
     assert!(store.delete_user("bob", T0).await.unwrap());
-    let tickets: Vec<_> = store.list_slo_deliveries().await.unwrap().into_iter().map(|d| d.ticket).collect();
+    let tickets: Vec<_> = store
+        .list_slo_deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.ticket)
+        .collect();
     assert_eq!(tickets, ["ST-e", "ST-b"]);
 }
 
 async fn deliveries_are_claimed_once_leased_and_retried(store: Arc<dyn Store>) {
     let (tgt, s) = new_session("alice");
-    store.put_session(&s, T0.plus(Duration::from_secs(60))).await.unwrap();
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
     for i in 0..30 {
-        let access = ServiceAccess { service: format!("https://app{i}/"), ticket: format!("ST-{i}"), validated_at: T0 };
+        let access = ServiceAccess {
+            service: format!("https://app{i}/"),
+            ticket: format!("ST-{i}"),
+            validated_at: T0,
+        };
         store.put_service_access(&s.id, &access).await.unwrap();
     }
     store.take_session(&tgt.key(), T0).await.unwrap();
@@ -397,25 +475,54 @@ async fn deliveries_are_claimed_once_leased_and_retried(store: Arc<dyn Store>) {
     ids.dedup();
     assert_eq!((before, ids.len()), (30, 30));
     assert!(ids.iter().all(|(_, attempts)| *attempts == 1));
-    assert!(store.claim_slo_deliveries(T0, lease, 100).await.unwrap().is_empty(), "all claimed");
+    assert!(
+        store
+            .claim_slo_deliveries(T0, lease, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "all claimed"
+    );
     // A claim whose node died is taken again once its lease runs out.
-    let again = store.claim_slo_deliveries(T0.plus(lease), lease, 100).await.unwrap();
+    let again = store
+        .claim_slo_deliveries(T0.plus(lease), lease, 100)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 30);
     assert!(again.iter().all(|d| d.attempts == 2));
     let (first, second) = (again[0].id, again[1].id);
     store.delete_slo_delivery(first).await.unwrap();
     let retry_at = T0.plus(Duration::from_secs(100));
-    store.retry_slo_delivery(second, retry_at, "connection refused").await.unwrap();
+    store
+        .retry_slo_delivery(second, retry_at, "connection refused")
+        .await
+        .unwrap();
     let now = T0.plus(lease).plus(lease);
-    let due: Vec<_> = store.claim_slo_deliveries(now, lease, 100).await.unwrap().into_iter().map(|d| d.id).collect();
-    assert_eq!(due.len(), 28, "the retried one waits, the deleted one is gone");
+    let due: Vec<_> = store
+        .claim_slo_deliveries(now, lease, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        due.len(),
+        28,
+        "the retried one waits, the deleted one is gone"
+    );
     assert!(!due.contains(&first) && !due.contains(&second));
     for id in due {
         store.delete_slo_delivery(id).await.unwrap();
     }
-    let retried = store.claim_slo_deliveries(retry_at, lease, 100).await.unwrap();
+    let retried = store
+        .claim_slo_deliveries(retry_at, lease, 100)
+        .await
+        .unwrap();
     assert_eq!(retried.len(), 1);
-    assert_eq!((retried[0].id, retried[0].last_error.as_deref()), (second, Some("connection refused")));
+    assert_eq!(
+        (retried[0].id, retried[0].last_error.as_deref()),
+        (second, Some("connection refused"))
+    );
 }
 
 async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {

@@ -21,9 +21,9 @@ use crate::auth::local::{LocalAuthenticator, PasswordHasher};
 use crate::auth::{AuthError, Authenticator};
 use crate::clock::Clock;
 use crate::config::{Loaded, Settings};
-use crate::slo::{self, SloSignal};
 use crate::http::response::{html, redirect};
 use crate::http::{cas, login, logout, security};
+use crate::slo::{self, SloSignal};
 use crate::web::templates::{Chrome, ErrorPage, TemplateError, Templates};
 
 /// Everything a handler may use. Cheap to clone.
@@ -96,8 +96,16 @@ impl AppState {
 
 impl AppState {
     /// Builds the state for a server reached at `bound` (unless `public_url` says otherwise).
-    pub fn new(loaded: Loaded, store: Arc<dyn Store>, clock: Arc<dyn Clock>, bound: SocketAddr) -> Result<Self, StartError> {
-        let Loaded { settings, file_services } = loaded;
+    pub fn new(
+        loaded: Loaded,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        bound: SocketAddr,
+    ) -> Result<Self, StartError> {
+        let Loaded {
+            settings,
+            file_services,
+        } = loaded;
         let public_url = match &settings.server.public_url {
             Some(url) => url.clone(),
             None => url::Url::parse(&format!("http://{bound}/")).map_err(|e| StartError::Bind {

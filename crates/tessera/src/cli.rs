@@ -20,8 +20,8 @@ use crate::auth::{is_valid_username, AuthError, Password};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{build_service, ConfigError, Loaded, Settings};
 use crate::slo;
-use tessera_protocol::session::SessionId;
 use crate::telemetry::LogFormat;
+use tessera_protocol::session::SessionId;
 
 /// Tessera single sign-on server.
 #[derive(Debug, Parser)]
@@ -311,7 +311,10 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let (mut term, mut int) = {
         use tokio::signal::unix::{signal, SignalKind};
-        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
     };
     Ok(async move {
         #[cfg(unix)]
@@ -472,7 +475,8 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
             )
             .map_err(|e| CliError::Invalid(format!("service {}: {e}", add.name)))?;
             service.sso = !add.no_sso;
-            service.logout_type = LogoutType::parse(&add.logout_type).map_err(|e| CliError::Invalid(e.to_string()))?;
+            service.logout_type = LogoutType::parse(&add.logout_type)
+                .map_err(|e| CliError::Invalid(e.to_string()))?;
             service.enabled = !add.disabled;
             if let Some(url) = add.logout_url {
                 ServiceUrl::parse(&url)
@@ -541,7 +545,9 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
                     println!("note: the config file's service {name} stays; remove it there");
                 }
             } else if in_file {
-                return Err(CliError::Invalid(format!("service {name} is declared in the config file; remove it there")));
+                return Err(CliError::Invalid(format!(
+                    "service {name} is declared in the config file; remove it there"
+                )));
             } else {
                 return Err(CliError::NotFound(format!("no service {name}")));
             }
@@ -602,7 +608,11 @@ async fn session(loaded: Loaded, cmd: SessionCommand) -> Result<(), CliError> {
     match cmd {
         SessionCommand::List { user } => {
             for s in app.store.list_sessions(user.as_deref()).await? {
-                let state = if s.is_expired(&policy, now) { "expired" } else { "live" };
+                let state = if s.is_expired(&policy, now) {
+                    "expired"
+                } else {
+                    "live"
+                };
                 println!(
                     "{}\t{}\tlogged in {}\tlast used {}\t{}{}",
                     s.id,
@@ -617,15 +627,28 @@ async fn session(loaded: Loaded, cmd: SessionCommand) -> Result<(), CliError> {
         SessionCommand::Revoke { id, user } => {
             let ids: Vec<SessionId> = match (id, user) {
                 (Some(id), _) => vec![SessionId::from_stored(id)],
-                (None, Some(user)) => app.store.list_sessions(Some(&user)).await?.into_iter().map(|s| s.id).collect(),
-                (None, None) => return Err(CliError::Invalid("give a session id or --user NAME".into())),
+                (None, Some(user)) => app
+                    .store
+                    .list_sessions(Some(&user))
+                    .await?
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect(),
+                (None, None) => {
+                    return Err(CliError::Invalid("give a session id or --user NAME".into()))
+                }
             };
             let mut revoked = 0;
             for id in &ids {
                 match crate::sso::revoke_session(&app, id).await? {
                     Some(ended) => {
                         revoked += 1;
-                        println!("session {} of {} revoked ({} applications to notify)", id, ended.session.username, ended.services.len());
+                        println!(
+                            "session {} of {} revoked ({} applications to notify)",
+                            id,
+                            ended.session.username,
+                            ended.services.len()
+                        );
                     }
                     None => println!("session {id}: no such session"),
                 }

@@ -90,7 +90,10 @@ pub async fn dispatch_due(
             return Ok(tasks);
         }
         let lease = app.settings.slo.timeout * 2 + Duration::from_secs(5);
-        let batch = app.store.claim_slo_deliveries(app.clock.now(), lease, free).await?;
+        let batch = app
+            .store
+            .claim_slo_deliveries(app.clock.now(), lease, free)
+            .await?;
         let full = u32::try_from(batch.len()).unwrap_or(u32::MAX) == free;
         for delivery in batch {
             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -117,17 +120,32 @@ async fn deliver(app: &AppState, client: &reqwest::Client, d: SloDelivery) -> Ou
     let recorded = match &result {
         Ok(Some(status)) => {
             tracing::info!(service = %d.service, user = %d.username, session = %d.session_id, status, "single logout delivered");
-            app.store.delete_slo_delivery(d.id).await.map(|()| Outcome::Delivered)
+            app.store
+                .delete_slo_delivery(d.id)
+                .await
+                .map(|()| Outcome::Delivered)
         }
-        Ok(None) => app.store.delete_slo_delivery(d.id).await.map(|()| Outcome::Skipped),
-        Err(error) if now.since(d.created_at) + backoff(d.attempts) > app.settings.slo.retry_for => {
+        Ok(None) => app
+            .store
+            .delete_slo_delivery(d.id)
+            .await
+            .map(|()| Outcome::Skipped),
+        Err(error)
+            if now.since(d.created_at) + backoff(d.attempts) > app.settings.slo.retry_for =>
+        {
             tracing::warn!(service = %d.service, user = %d.username, attempts = d.attempts, %error, "single logout abandoned");
-            app.store.delete_slo_delivery(d.id).await.map(|()| Outcome::GaveUp)
+            app.store
+                .delete_slo_delivery(d.id)
+                .await
+                .map(|()| Outcome::GaveUp)
         }
         Err(error) => {
             let next = now.plus(backoff(d.attempts));
             tracing::warn!(service = %d.service, user = %d.username, attempts = d.attempts, %error, "single logout failed; will retry");
-            app.store.retry_slo_delivery(d.id, next, error).await.map(|()| Outcome::WillRetry)
+            app.store
+                .retry_slo_delivery(d.id, next, error)
+                .await
+                .map(|()| Outcome::WillRetry)
         }
     };
     recorded.unwrap_or_else(|e| {
@@ -139,7 +157,11 @@ async fn deliver(app: &AppState, client: &reqwest::Client, d: SloDelivery) -> Ou
 
 /// Sends one logout request: `Ok(Some(status))` when the service answered, `Ok(None)` when it is
 /// not to be told by back channel, `Err` with the reason when it should be retried.
-async fn attempt(app: &AppState, client: &reqwest::Client, d: &SloDelivery) -> Result<Option<u16>, String> {
+async fn attempt(
+    app: &AppState,
+    client: &reqwest::Client,
+    d: &SloDelivery,
+) -> Result<Option<u16>, String> {
     let registry = app.registry().await.map_err(|e| e.to_string())?;
     let Some(service) = registry.find(&d.service) else {
         tracing::debug!(service = %d.service, "single logout skipped: the service is no longer registered");
@@ -152,7 +174,10 @@ async fn attempt(app: &AppState, client: &reqwest::Client, d: &SloDelivery) -> R
     let xml = logout_request_xml(&id, &d.username, &d.ticket, app.clock.now());
     let response = client
         .post(service.logout_target(&d.service))
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded; charset=UTF-8")
+        .header(
+            CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        )
         .body(back_channel_body(&xml))
         .send()
         .await

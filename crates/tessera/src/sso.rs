@@ -86,7 +86,11 @@ pub async fn start_session(
 /// Ends the session whose TGT has `tgt`: its tickets stop working at once, and every service it
 /// entered is queued for single logout (the dispatcher is woken; nothing waits for delivery).
 /// Returns what ended, with the services it had entered, or `None` if it was already gone.
-pub async fn end_session(app: &AppState, tgt: &TicketKey, reason: &'static str) -> StoreResult<Option<EndedSession>> {
+pub async fn end_session(
+    app: &AppState,
+    tgt: &TicketKey,
+    reason: &'static str,
+) -> StoreResult<Option<EndedSession>> {
     let ended = app.store.take_session(tgt, app.clock.now()).await?;
     log_ended(app, ended.as_ref(), reason);
     Ok(ended)

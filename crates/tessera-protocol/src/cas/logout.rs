@@ -29,7 +29,12 @@ pub fn logout_redirect(
 /// The SAML 2.0 `LogoutRequest` of CAS single logout, on one line with no XML declaration, exactly as
 /// Apereo CAS writes it (protocol digest §2.5, traps T22, T23, T25): `id` is `LR-…`, `name_id` the
 /// user, `session_index` the service ticket the application validated.
-pub fn logout_request_xml(id: &str, name_id: &str, session_index: &str, issue_instant: Timestamp) -> String {
+pub fn logout_request_xml(
+    id: &str,
+    name_id: &str,
+    session_index: &str,
+    issue_instant: Timestamp,
+) -> String {
     format!(
         "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"{}\" Version=\"2.0\" \
          IssueInstant=\"{}\"><saml:NameID xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\">{}</saml:NameID>\
@@ -53,12 +58,15 @@ pub fn back_channel_body(logout_request: &str) -> String {
 /// raw-DEFLATEd, base64-encoded request (SAML 2.0 HTTP-Redirect binding, as Apereo sends it),
 /// appended as the last query parameter.
 pub fn front_channel_url(logout_url: &str, logout_request: &str) -> String {
-    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut deflater =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing to a Vec cannot fail.
     let _ = deflater.write_all(logout_request.as_bytes());
     let deflated = deflater.finish().unwrap_or_default();
     let encoded = base64::engine::general_purpose::STANDARD.encode(deflated);
-    let (base, fragment) = logout_url.split_once('#').map_or((logout_url, None), |(b, f)| (b, Some(f)));
+    let (base, fragment) = logout_url
+        .split_once('#')
+        .map_or((logout_url, None), |(b, f)| (b, Some(f)));
     let sep = if base.contains('?') { '&' } else { '?' };
     let mut url = format!("{base}{sep}SAMLRequest=");
     url.extend(form_urlencoded::byte_serialize(encoded.as_bytes()));
@@ -77,7 +85,12 @@ mod tests {
 
     #[test]
     fn the_logout_request_is_apereos_single_line() {
-        let xml = logout_request_xml("LR-1", "a<b", "ST-abc", Timestamp::from_unix_millis(1_738_318_530_000));
+        let xml = logout_request_xml(
+            "LR-1",
+            "a<b",
+            "ST-abc",
+            Timestamp::from_unix_millis(1_738_318_530_000),
+        );
         assert_eq!(
             xml,
             "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"LR-1\" Version=\"2.0\" \
@@ -85,23 +98,49 @@ mod tests {
              <samlp:SessionIndex>ST-abc</samlp:SessionIndex></samlp:LogoutRequest>"
         );
         let body = back_channel_body(&xml);
-        assert!(body.starts_with("logoutRequest=%3Csamlp%3ALogoutRequest"), "{body}");
-        assert!(body.len() < 1023, "mod_auth_cas reads at most 1023 bytes: {}", body.len());
-        let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        assert!(
+            body.starts_with("logoutRequest=%3Csamlp%3ALogoutRequest"),
+            "{body}"
+        );
+        assert!(
+            body.len() < 1023,
+            "mod_auth_cas reads at most 1023 bytes: {}",
+            body.len()
+        );
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
         assert_eq!(decoded, [("logoutRequest".to_owned(), xml)]);
     }
 
     #[test]
     fn front_channel_urls_carry_the_deflated_request() {
         let xml = logout_request_xml("LR-2", "u", "ST-x", Timestamp::default());
-        for (logout_url, prefix) in [("https://a/slo", "https://a/slo?SAMLRequest="), ("https://a/slo?x=1#f", "https://a/slo?x=1&SAMLRequest=")] {
+        for (logout_url, prefix) in [
+            ("https://a/slo", "https://a/slo?SAMLRequest="),
+            ("https://a/slo?x=1#f", "https://a/slo?x=1&SAMLRequest="),
+        ] {
             let url = front_channel_url(logout_url, &xml);
             assert!(url.starts_with(prefix), "{url}");
-            let value = url.split("SAMLRequest=").nth(1).unwrap().split('#').next().unwrap();
-            let b64: String = form_urlencoded::parse(format!("v={value}").as_bytes()).next().unwrap().1.into_owned();
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+            let value = url
+                .split("SAMLRequest=")
+                .nth(1)
+                .unwrap()
+                .split('#')
+                .next()
+                .unwrap();
+            let b64: String = form_urlencoded::parse(format!("v={value}").as_bytes())
+                .next()
+                .unwrap()
+                .1
+                .into_owned();
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
             let mut inflated = String::new();
-            flate2::read::DeflateDecoder::new(raw.as_slice()).read_to_string(&mut inflated).unwrap();
+            flate2::read::DeflateDecoder::new(raw.as_slice())
+                .read_to_string(&mut inflated)
+                .unwrap();
             assert_eq!(inflated, xml);
         }
     }

@@ -1,11 +1,13 @@
 //! CAS 1.0, 2.0 and 3.0 (the Apereo CAS Protocol 3.0.3 specification, cited as "CAS 3.0 §n").
 //!
 //! `login` decides what `/login` does, `validate` what the validation endpoints answer, `logout`
-//! where `/logout` may send the browser; `xml` renders the bodies the clients parse byte for byte.
+//! where `/logout` may send the browser; `xml` renders the bodies the clients parse byte for byte;
+//! `saml11` reads and answers SAML 1.1 `/samlValidate` (CAS 3.0 §4.2) around the same decision.
 
 pub mod error;
 pub mod login;
 pub mod logout;
+pub mod saml11;
 pub mod validate;
 pub mod xml;
 

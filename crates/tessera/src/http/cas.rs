@@ -1,16 +1,21 @@
 //! Ticket validation endpoints: `/validate` (CAS 1.0), `/serviceValidate` and `/proxyValidate`
 //! (CAS 2.0), `/p3/serviceValidate` and `/p3/proxyValidate` (CAS 3.0), each also answering
-//! `format=JSON`. Protocol failures are HTTP 200 answers (trap T8); only our own faults are 500.
+//! `format=JSON`, and `POST /samlValidate` (SAML 1.1, CAS 3.0 §4.2). Protocol failures are HTTP 200
+//! answers (trap T8); only our own faults are 500.
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use tessera_protocol::cas::saml11::{self, ResponseContext};
 use tessera_protocol::cas::validate::{
     validate_service_ticket, Endpoint, ResponseFormat, ValidateParams, ValidateRequest, Validation,
 };
 use tessera_protocol::cas::{xml, ValidationError};
+use tessera_protocol::Timestamp;
 use tessera_store::ServiceAccess;
 
 use crate::app::AppState;
@@ -20,6 +25,7 @@ use crate::http::response::body;
 const TEXT: &str = "text/plain; charset=utf-8";
 const XML: &str = "application/xml; charset=utf-8";
 const JSON: &str = "application/json";
+const SOAP: &str = "text/xml; charset=utf-8";
 
 /// The validation endpoints under `{base}`.
 pub fn router(app: &AppState) -> Router<AppState> {
@@ -29,11 +35,18 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .route(&app.path("/proxyValidate"), get(proxy_validate))
         .route(&app.path("/p3/serviceValidate"), get(service_validate))
         .route(&app.path("/p3/proxyValidate"), get(proxy_validate))
+        .route(&app.path("/samlValidate"), post(saml_validate))
 }
 
 /// CAS 1.0 §2.4.
 async fn validate(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let (result, status) = run(&app, Endpoint::Validate, &Params::from_query(query)).await;
+    let params = Params::from_query(query);
+    let (result, status) = run(
+        &app,
+        cas_request(Endpoint::Validate, &params),
+        app.clock.now(),
+    )
+    .await;
     body(status, TEXT, xml::cas1(&result))
 }
 
@@ -52,32 +65,79 @@ async fn answer(app: &AppState, endpoint: Endpoint, params: &Params) -> Response
         Ok(format) => format,
         Err(e) => return body(StatusCode::OK, XML, xml::service_response_xml(&Err(e))),
     };
-    let (result, status) = run(app, endpoint, params).await;
+    let (result, status) = run(app, cas_request(endpoint, params), app.clock.now()).await;
     match format {
         ResponseFormat::Xml => body(status, XML, xml::service_response_xml(&result)),
         ResponseFormat::Json => body(status, JSON, xml::service_response_json(&result)),
     }
 }
 
-/// Takes the ticket and decides. Whatever the outcome, the ticket is gone (CAS 3.0 §3.1.1).
-async fn run(
-    app: &AppState,
-    endpoint: Endpoint,
-    params: &Params,
-) -> (Result<Validation, ValidationError>, StatusCode) {
+/// CAS 3.0 §4.2, protocol digest §1.7: SAML 1.1 validation. `TARGET` (and `renew`) come in the
+/// query, the ticket in the SOAP body; neither `SOAPAction` nor `Content-Type` is required. Every
+/// protocol outcome is a 200 SOAP answer; a store failure is a 500 with a `samlp:Responder` body.
+async fn saml_validate(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    soap: Result<Bytes, BytesRejection>,
+) -> Response {
+    let params = Params::from_query(query);
+    let target = params.non_empty("TARGET");
+    let req = match &soap {
+        Ok(soap) => saml11::parse_validate_request(target, params.get("renew"), soap),
+        Err(e) => Err(ValidationError::InvalidRequest(format!(
+            "the request body could not be read: {e}"
+        ))),
+    };
+    let now = app.clock.now();
+    let (mut result, status) = run(&app, req, now).await;
+    if let (Ok(v), Some(target)) = (&mut result, target) {
+        let require_https = app.settings.saml.attributes_require_https;
+        if !v.attributes.is_empty() && !saml11::releases_attributes_to(target, require_https) {
+            tracing::info!(user = %v.username, service = %v.service, "attributes withheld: SAML target is not https");
+            v.attributes.clear();
+        }
+    }
+    let issuer = saml_issuer(&app);
+    let ctx = ResponseContext {
+        target,
+        issuer: &issuer,
+        now,
+    };
+    let answer = saml11::response(&result, &ctx, &mut rand::rngs::OsRng);
+    body(status, SOAP, answer)
+}
+
+/// The assertion's `Issuer`: the host name users reach us at.
+fn saml_issuer(app: &AppState) -> String {
+    url::Url::parse(&app.public_base())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The request of a CAS 1.0/2.0/3.0 validation endpoint, from its query parameters.
+fn cas_request(endpoint: Endpoint, params: &Params) -> Result<ValidateRequest, ValidationError> {
     let raw = ValidateParams {
         service: params.get("service").map(str::to_owned),
         ticket: params.get("ticket").map(str::to_owned),
         renew: params.get("renew").map(str::to_owned),
     };
-    let req = match ValidateRequest::parse(endpoint, &raw) {
+    ValidateRequest::parse(endpoint, &raw)
+}
+
+/// Takes the ticket and decides. Whatever the outcome, the ticket is gone (CAS 3.0 §3.1.1).
+async fn run(
+    app: &AppState,
+    req: Result<ValidateRequest, ValidationError>,
+    now: Timestamp,
+) -> (Result<Validation, ValidationError>, StatusCode) {
+    let req = match req {
         Ok(req) => req,
         Err(e) => {
             tracing::info!(code = e.code(), "ticket validation refused");
             return (Err(e), StatusCode::OK);
         }
     };
-    let now = app.clock.now();
     let fetched = async {
         let ticket = app.store.take_service_ticket(&req.ticket.key()).await?;
         let registry = app.registry().await?;

@@ -25,7 +25,11 @@ pub fn router(app: &AppState) -> Router<AppState> {
     Router::new().route(&app.path("/logout"), get(logout_get).post(logout_post))
 }
 
-async fn logout_get(State(app): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response, PageFault> {
+async fn logout_get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageFault> {
     logout(&app, &headers, &Params::from_query(query)).await
 }
 
@@ -37,7 +41,11 @@ async fn logout_post(
 ) -> Result<Response, PageFault> {
     let form = Params::parse(&body);
     let query = Params::from_query(query);
-    let params = if form.get("service").is_some() || form.get("url").is_some() { form } else { query };
+    let params = if form.get("service").is_some() || form.get("url").is_some() {
+        form
+    } else {
+        query
+    };
     logout(&app, &headers, &params).await
 }
 
@@ -49,17 +57,31 @@ struct Notifications {
     frames: Vec<String>,
 }
 
-fn notifications(app: &AppState, registry: &ServiceRegistry, ended: &EndedSession) -> Notifications {
+fn notifications(
+    app: &AppState,
+    registry: &ServiceRegistry,
+    ended: &EndedSession,
+) -> Notifications {
     let mut n = Notifications::default();
     for access in &ended.services {
-        let Some(service) = registry.find(&access.service) else { continue };
+        let Some(service) = registry.find(&access.service) else {
+            continue;
+        };
         match service.logout_type {
             LogoutType::None => continue,
             LogoutType::BackChannel => {}
             LogoutType::FrontChannel => {
                 let id = format!("LR-{}", random_base62(&mut rand::rngs::OsRng, 29));
-                let xml = logout_request_xml(&id, &ended.session.username, &access.ticket, app.clock.now());
-                n.frames.push(front_channel_url(service.logout_target(&access.service), &xml));
+                let xml = logout_request_xml(
+                    &id,
+                    &ended.session.username,
+                    &access.ticket,
+                    app.clock.now(),
+                );
+                n.frames.push(front_channel_url(
+                    service.logout_target(&access.service),
+                    &xml,
+                ));
             }
         }
         if !n.names.contains(&service.name) {
@@ -86,21 +108,36 @@ fn csp_with_frames(frames: &[String]) -> Option<HeaderValue> {
     .ok()
 }
 
-async fn logout(app: &AppState, headers: &HeaderMap, params: &Params) -> Result<Response, PageFault> {
-    let tgt = cookie(headers, &app.settings.session.cookie_name).and_then(|v| TicketGrantingTicketId::parse(&v));
+async fn logout(
+    app: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Response, PageFault> {
+    let tgt = cookie(headers, &app.settings.session.cookie_name)
+        .and_then(|v| TicketGrantingTicketId::parse(&v));
     let ended = match tgt {
         Some(tgt) => sso::end_session(app, &tgt.key(), "logout").await?,
         None => None,
     };
     let registry = app.registry().await?;
-    let told = ended.as_ref().map(|e| notifications(app, &registry, e)).unwrap_or_default();
-    let target = logout_redirect(params.get("service"), params.get("url"), app.settings.logout.follow_url_parameter, &registry);
+    let told = ended
+        .as_ref()
+        .map(|e| notifications(app, &registry, e))
+        .unwrap_or_default();
+    let target = logout_redirect(
+        params.get("service"),
+        params.get("url"),
+        app.settings.logout.follow_url_parameter,
+        &registry,
+    );
     // Front-channel logout happens in this page, so it is shown even when a redirect was asked for.
     let mut response = match (target, told.frames.is_empty()) {
         (Some(url), true) => redirect(url.as_str()),
         (None, true) if app.settings.logout.redirect_to_login => redirect(&app.path("/login")),
         (target, _) => {
-            let csp = (!told.frames.is_empty()).then(|| csp_with_frames(&told.frames)).flatten();
+            let csp = (!told.frames.is_empty())
+                .then(|| csp_with_frames(&told.frames))
+                .flatten();
             let page = LoggedOutPage {
                 chrome: app.chrome(),
                 had_session: ended.is_some(),
@@ -110,11 +147,15 @@ async fn logout(app: &AppState, headers: &HeaderMap, params: &Params) -> Result<
             };
             let mut response = html(StatusCode::OK, app.templates.logged_out(&page)?);
             if let Some(csp) = csp {
-                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, csp);
             }
             response
         }
     };
-    response.headers_mut().append(header::SET_COOKIE, clear_tgc(app));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, clear_tgc(app));
     Ok(response)
 }

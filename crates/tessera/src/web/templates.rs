@@ -287,7 +287,10 @@ mod tests {
         .unwrap();
         let out = t.logged_out(&sample_logged_out()).unwrap();
         assert!(out.contains("App &lt;1&gt;"), "{out}");
-        assert!(out.contains(r#"<iframe src="https://a/slo?SAMLRequest=x&amp;y""#), "{out}");
+        assert!(
+            out.contains(r#"<iframe src="https://a/slo?SAMLRequest=x&amp;y""#),
+            "{out}"
+        );
         assert!(out.contains(r#"href="https://a/""#), "{out}");
         let warn = t
             .warn(&WarnPage {
@@ -323,10 +326,7 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("static/style.css"), "body{}").unwrap();
         let t = Templates::new(Some(dir.path())).unwrap();
-        assert_eq!(
-            t.logged_out(&sample_logged_out()).unwrap(),
-            "bye yes"
-        );
+        assert_eq!(t.logged_out(&sample_logged_out()).unwrap(), "bye yes");
         assert_eq!(t.static_file("style.css").unwrap().1, b"body{}");
         assert!(t.static_file("../secret").is_none());
     }

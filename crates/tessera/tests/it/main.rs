@@ -8,6 +8,7 @@ mod cli;
 mod login;
 mod logout;
 mod pages;
-mod slo;
 mod rest;
+mod saml;
+mod slo;
 mod support;

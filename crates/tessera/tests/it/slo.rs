@@ -20,7 +20,12 @@ async fn server_with(configure: impl FnOnce(&mut Settings)) -> TestServer {
 }
 
 /// Registers `name` for every URL under `{receiver}/{name}/`.
-async fn register(server: &TestServer, receiver: &Receiver, name: &str, logout_type: LogoutType) -> String {
+async fn register(
+    server: &TestServer,
+    receiver: &Receiver,
+    name: &str,
+    logout_type: LogoutType,
+) -> String {
     let pattern = format!("{}/{name}/.*", regex::escape(&receiver.url));
     let mut s = service(name, &pattern, true);
     s.logout_type = logout_type;
@@ -30,13 +35,17 @@ async fn register(server: &TestServer, receiver: &Receiver, name: &str, logout_t
 
 /// Logs in to (or, with a session, enters) `service` and has the service validate its ticket.
 async fn enter(server: &TestServer, browser: &Browser, service: &str) -> String {
-    let page = browser.get(&format!("/login?service={}", enc(service))).await;
+    let page = browser
+        .get(&format!("/login?service={}", enc(service)))
+        .await;
     let ticket = if page.status == StatusCode::OK {
         browser.cas_login(service).await
     } else {
         page.ticket()
     };
-    let (_, body) = server.validate("/serviceValidate", &ticket, service, "").await;
+    let (_, body) = server
+        .validate("/serviceValidate", &ticket, service, "")
+        .await;
     assert!(body.contains("authenticationSuccess"), "{body}");
     ticket
 }
@@ -49,24 +58,46 @@ async fn queue_is_empty(server: &TestServer) -> bool {
 async fn each_application_gets_one_logout_request_with_its_own_ticket() {
     let receiver = Receiver::start().await;
     let server = server_with(|_| {}).await;
-    let one = format!("{}?next=%2Fadmin%2F", register(&server, &receiver, "one", LogoutType::BackChannel).await);
+    let one = format!(
+        "{}?next=%2Fadmin%2F",
+        register(&server, &receiver, "one", LogoutType::BackChannel).await
+    );
     let two = register(&server, &receiver, "two", LogoutType::BackChannel).await;
     let browser = server.browser();
     let ticket_one = enter(&server, &browser, &one).await;
     let ticket_two = enter(&server, &browser, &two).await;
     // A ticket that was never validated: that application has no session to end.
-    browser.get(&format!("/login?service={}", enc(&format!("{}/two/never", receiver.url)))).await.ticket();
+    browser
+        .get(&format!(
+            "/login?service={}",
+            enc(&format!("{}/two/never", receiver.url))
+        ))
+        .await
+        .ticket();
 
     let page = browser.get("/logout").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("<li>one</li>") && page.body.contains("<li>two</li>"), "{}", page.body);
+    assert!(
+        page.body.contains("<li>one</li>") && page.body.contains("<li>two</li>"),
+        "{}",
+        page.body
+    );
 
     let mut got = [receiver.next().await, receiver.next().await];
     got.sort_by(|a, b| a.uri.cmp(&b.uri));
-    for (received, (path, ticket)) in got.iter().zip([("/one/?next=%2Fadmin%2F", &ticket_one), ("/two/", &ticket_two)]) {
+    for (received, (path, ticket)) in got.iter().zip([
+        ("/one/?next=%2Fadmin%2F", &ticket_one),
+        ("/two/", &ticket_two),
+    ]) {
         assert_eq!(received.method, "POST");
-        assert_eq!(received.uri, path, "posted to the service URL as given at login");
-        assert_eq!(received.content_type, "application/x-www-form-urlencoded; charset=UTF-8");
+        assert_eq!(
+            received.uri, path,
+            "posted to the service URL as given at login"
+        );
+        assert_eq!(
+            received.content_type,
+            "application/x-www-form-urlencoded; charset=UTF-8"
+        );
         let xml = received.logout_request();
         assert!(xml.starts_with("<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"LR-"), "{xml}");
         assert!(!xml.contains("<?xml") && !xml.contains('\n'), "{xml}");
@@ -76,7 +107,10 @@ async fn each_application_gets_one_logout_request_with_its_own_ticket() {
         assert_eq!(instant, "2026-01-01T00:00:00Z");
     }
     eventually("the queue is empty", || queue_is_empty(&server)).await;
-    assert!(receiver.pending().await.is_empty(), "exactly one request per application");
+    assert!(
+        receiver.pending().await.is_empty(),
+        "exactly one request per application"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +134,13 @@ async fn ten_applications_in_one_session_are_all_notified() {
     let browser = server.browser();
     let mut expected = Vec::new();
     for i in 0..10 {
-        let url = register(&server, &receiver, &format!("app{i}"), LogoutType::BackChannel).await;
+        let url = register(
+            &server,
+            &receiver,
+            &format!("app{i}"),
+            LogoutType::BackChannel,
+        )
+        .await;
         expected.push(enter(&server, &browser, &url).await);
     }
     browser.get("/logout").await;
@@ -122,7 +162,9 @@ async fn a_hanging_application_does_not_hold_up_the_logout() {
     let app = register(&server, &receiver, "svc", LogoutType::BackChannel).await;
     let browser = server.browser();
     enter(&server, &browser, &app).await;
-    let page = tokio::time::timeout(Duration::from_secs(60), browser.get("/logout")).await.expect("logout answers");
+    let page = tokio::time::timeout(Duration::from_secs(60), browser.get("/logout"))
+        .await
+        .expect("logout answers");
     assert_eq!(page.status, StatusCode::OK);
     receiver.next().await;
     // Other logins and logouts go on while the request hangs.
@@ -148,7 +190,11 @@ async fn a_failing_application_is_retried_until_it_answers() {
     .await;
     receiver.set(Behaviour::Answer(302));
     server.advance(Duration::from_secs(1));
-    assert_eq!(receiver.next().await.session_index(), ticket, "retried after the first backoff");
+    assert_eq!(
+        receiver.next().await.session_index(),
+        ticket,
+        "retried after the first backoff"
+    );
     eventually("the queue is empty", || queue_is_empty(&server)).await;
 }
 
@@ -156,12 +202,25 @@ async fn a_failing_application_is_retried_until_it_answers() {
 async fn an_unreachable_application_is_given_up_after_the_retry_period() {
     let server = server_with(|s| s.slo.retry_for = Duration::from_secs(60)).await;
     // A port nobody listens on: bind one, then close it.
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let mut s = service("dead", &format!(r"http://127\.0\.0\.1:{}/.*", dead.port()), true);
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut s = service(
+        "dead",
+        &format!(r"http://127\.0\.0\.1:{}/.*", dead.port()),
+        true,
+    );
     s.logout_type = LogoutType::BackChannel;
     server.store.put_service(&s).await.unwrap();
     let browser = server.browser();
-    enter(&server, &browser, &format!("http://127.0.0.1:{}/app", dead.port())).await;
+    enter(
+        &server,
+        &browser,
+        &format!("http://127.0.0.1:{}/app", dead.port()),
+    )
+    .await;
     browser.get("/logout").await;
     eventually("the failure is recorded", || async {
         let queue = server.store.list_slo_deliveries().await.unwrap();
@@ -183,7 +242,13 @@ async fn pending_logout_requests_survive_a_restart() {
     browser.get("/logout").await;
     receiver.next().await;
     eventually("the failure is recorded", || async {
-        server.store.list_slo_deliveries().await.unwrap().first().is_some_and(|d| d.last_error.is_some())
+        server
+            .store
+            .list_slo_deliveries()
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|d| d.last_error.is_some())
     })
     .await;
     server.restart().await;
@@ -200,21 +265,43 @@ async fn front_channel_services_are_logged_out_by_the_browser() {
     let app = register(&server, &receiver, "front", LogoutType::FrontChannel).await;
     let browser = server.browser();
     let ticket = enter(&server, &browser, &app).await;
-    let page = browser.get(&format!("/logout?service={}", enc("https://app.example.org/bye"))).await;
-    assert_eq!(page.status, StatusCode::OK, "the page must load the frames, so no redirect");
+    let page = browser
+        .get(&format!(
+            "/logout?service={}",
+            enc("https://app.example.org/bye")
+        ))
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the page must load the frames, so no redirect"
+    );
     let src = between(&page.body, "<iframe class=\"slo\" src=\"", "\"").replace("&amp;", "&");
     assert!(src.starts_with(&format!("{app}?SAMLRequest=")), "{src}");
-    assert!(page.body.contains("href=\"https://app.example.org/bye\""), "a link continues to the service");
+    assert!(
+        page.body.contains("href=\"https://app.example.org/bye\""),
+        "a link continues to the service"
+    );
     let csp = page.headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains(&format!("frame-src {}", receiver.url)), "{csp}");
+    assert!(
+        csp.contains(&format!("frame-src {}", receiver.url)),
+        "{csp}"
+    );
     // The browser, not Tessera, calls the service; the request carries this session's ticket.
     let loaded = reqwest::get(&src).await.unwrap();
     assert_eq!(loaded.status(), StatusCode::OK);
     let received = receiver.next().await;
     assert_eq!(received.method, "GET");
     eventually("the queue is empty", || queue_is_empty(&server)).await;
-    assert!(receiver.pending().await.is_empty(), "no back-channel request as well");
-    assert_eq!(format!("{}{}", receiver.url, received.uri), src, "the frame loads the logout URL");
+    assert!(
+        receiver.pending().await.is_empty(),
+        "no back-channel request as well"
+    );
+    assert_eq!(
+        format!("{}{}", receiver.url, received.uri),
+        src,
+        "the frame loads the logout URL"
+    );
     assert!(!ticket.is_empty());
 }
 
@@ -255,7 +342,9 @@ async fn a_revoked_session_is_logged_out_everywhere() {
     let app = register(&server, &receiver, "svc", LogoutType::BackChannel).await;
     let browser = server.browser();
     let ticket = enter(&server, &browser, &app).await;
-    let id = server.store.list_sessions(Some("alice")).await.unwrap()[0].id.clone();
+    let id = server.store.list_sessions(Some("alice")).await.unwrap()[0]
+        .id
+        .clone();
     let config = server.config_file();
     // Async, so this test's runtime keeps serving the receiver while the CLI delivers.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
@@ -264,9 +353,15 @@ async fn a_revoked_session_is_logged_out_everywhere() {
         .output()
         .await
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(out.status.success(), "{stdout} {stderr}");
-    assert!(stdout.contains("revoked") && stdout.contains("1 delivered"), "{stdout} {stderr}");
+    assert!(
+        stdout.contains("revoked") && stdout.contains("1 delivered"),
+        "{stdout} {stderr}"
+    );
     assert_eq!(receiver.next().await.session_index(), ticket);
     let page = browser.get(&format!("/login?service={}", enc(&app))).await;
     assert_eq!(page.status, StatusCode::OK, "the browser's session is gone");

@@ -30,7 +30,10 @@ pub(crate) struct TestServer {
     pub(crate) base: String,
     /// The configuration it runs with (its database URL included).
     pub(crate) loaded: tessera::Loaded,
-    stop: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    stop: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
     /// The server's clock.
     pub(crate) clock: Arc<ManualClock>,
     /// The server's store.
@@ -89,13 +92,23 @@ impl TestServer {
             s.logout_type = LogoutType::None;
             store.put_service(&s).await.unwrap();
         }
-        let mut server = Self { base: String::new(), loaded, stop: None, clock, store, _dir: dir };
+        let mut server = Self {
+            base: String::new(),
+            loaded,
+            stop: None,
+            clock,
+            store,
+            _dir: dir,
+        };
         server.serve().await;
         server
     }
 
     async fn serve(&mut self) {
-        let server = Server::bind_with_store(self.loaded.clone(), self.store.clone(), self.clock.clone()).await.unwrap();
+        let server =
+            Server::bind_with_store(self.loaded.clone(), self.store.clone(), self.clock.clone())
+                .await
+                .unwrap();
         let addr = server.local_addr().unwrap();
         self.base = format!("http://{addr}{}", server.state().settings.base_path());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -123,7 +136,11 @@ impl TestServer {
             let _ = tx.send(());
             handle.await.unwrap().unwrap();
         }
-        self.store = Arc::new(SqliteStore::connect(&self.loaded.settings.database.url).await.unwrap());
+        self.store = Arc::new(
+            SqliteStore::connect(&self.loaded.settings.database.url)
+                .await
+                .unwrap(),
+        );
         self.serve().await;
     }
 

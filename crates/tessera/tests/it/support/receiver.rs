@@ -30,14 +30,20 @@ impl Received {
     /// The `LogoutRequest` XML; asserts it is the body's first and only field.
     pub(crate) fn logout_request(&self) -> String {
         assert!(self.body.starts_with("logoutRequest="), "{}", self.body);
-        let fields: Vec<(String, String)> = form_urlencoded::parse(self.body.as_bytes()).into_owned().collect();
+        let fields: Vec<(String, String)> = form_urlencoded::parse(self.body.as_bytes())
+            .into_owned()
+            .collect();
         assert_eq!(fields.len(), 1, "{fields:?}");
         fields[0].1.clone()
     }
 
     /// The `SessionIndex` of the request.
     pub(crate) fn session_index(&self) -> String {
-        between(&self.logout_request(), "<samlp:SessionIndex>", "</samlp:SessionIndex>")
+        between(
+            &self.logout_request(),
+            "<samlp:SessionIndex>",
+            "</samlp:SessionIndex>",
+        )
     }
 }
 
@@ -61,23 +67,38 @@ impl Receiver {
         let behaviour = Arc::new(Mutex::new(Behaviour::Answer(200)));
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = behaviour.clone();
-        let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (tx, shared) = (tx.clone(), shared.clone());
-            async move {
-                let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                let received = Received { method: method.to_string(), uri: uri.to_string(), content_type, body: String::from_utf8_lossy(&body).into_owned() };
-                let _ = tx.send(received);
-                let behaviour = *shared.lock().unwrap();
-                match behaviour {
-                    Behaviour::Answer(code) => StatusCode::from_u16(code).unwrap(),
-                    Behaviour::Hang => std::future::pending().await,
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (tx, shared) = (tx.clone(), shared.clone());
+                async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let received = Received {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        content_type,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    };
+                    let _ = tx.send(received);
+                    let behaviour = *shared.lock().unwrap();
+                    match behaviour {
+                        Behaviour::Answer(code) => StatusCode::from_u16(code).unwrap(),
+                        Behaviour::Hang => std::future::pending().await,
+                    }
                 }
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, behaviour, received: tokio::sync::Mutex::new(rx) }
+        Self {
+            url,
+            behaviour,
+            received: tokio::sync::Mutex::new(rx),
+        }
     }
 
     /// Changes how it answers from now on.
