@@ -33,24 +33,30 @@ pub async fn current_session(
     let Some(value) = cookie(headers, &app.settings.session.cookie_name) else {
         return Ok(CurrentSession::default());
     };
-    let Some(tgt) = TicketGrantingTicketId::parse(&value) else {
-        return Ok(CurrentSession {
-            session: None,
-            stale_cookie: true,
-        });
+    let session = match TicketGrantingTicketId::parse(&value) {
+        Some(tgt) => session_by_tgt(app, &tgt, now).await?,
+        None => None,
     };
-    let session = app.store.get_session(&tgt.key()).await?;
-    let policy = app.settings.session.policy();
-    Ok(match session {
-        Some(s) if !s.is_expired(&policy, now) => CurrentSession {
-            session: Some(s),
-            stale_cookie: false,
-        },
-        _ => CurrentSession {
-            session: None,
-            stale_cookie: true,
-        },
+    let stale_cookie = session.is_none();
+    Ok(CurrentSession {
+        session,
+        stale_cookie,
     })
+}
+
+/// The live session whose TGT is `tgt` (from a cookie or a REST URL): unknown and expired
+/// sessions are `None`.
+pub async fn session_by_tgt(
+    app: &AppState,
+    tgt: &TicketGrantingTicketId,
+    now: Timestamp,
+) -> StoreResult<Option<SsoSession>> {
+    let policy = app.settings.session.policy();
+    Ok(app
+        .store
+        .get_session(&tgt.key())
+        .await?
+        .filter(|s| !s.is_expired(&policy, now)))
 }
 
 /// Starts a session for a user who just proved who they are. Returns its TGT (for the cookie).

@@ -190,8 +190,7 @@ async fn destroy_ticket_granting_ticket(
     Ok(body(StatusCode::OK, TEXT, tgt.as_str().to_owned()))
 }
 
-/// The session `raw` names, if it is a TGT of a live session: the same expiry rule as the browser's
-/// cookie in [`sso::current_session`].
+/// The session `raw` names, if it is a TGT of a live session.
 async fn live_session(
     app: &AppState,
     raw: &str,
@@ -200,13 +199,7 @@ async fn live_session(
     let Some(tgt) = TicketGrantingTicketId::parse(raw) else {
         return Ok(None);
     };
-    let policy = app.settings.session.policy();
-    Ok(app
-        .store
-        .get_session(&tgt.key())
-        .await?
-        .filter(|s| !s.is_expired(&policy, now))
-        .map(|s| (tgt, s)))
+    Ok(sso::session_by_tgt(app, &tgt, now).await?.map(|s| (tgt, s)))
 }
 
 /// The password check the login form uses, with its throttling, as REST answers.

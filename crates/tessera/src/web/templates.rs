@@ -288,7 +288,7 @@ mod tests {
         let out = t.logged_out(&sample_logged_out()).unwrap();
         assert!(out.contains("App &lt;1&gt;"), "{out}");
         assert!(
-            out.contains(r#"<iframe src="https://a/slo?SAMLRequest=x&amp;y""#),
+            out.contains(r#"<iframe class="slo" src="https://a/slo?SAMLRequest=x&amp;y""#),
             "{out}"
         );
         assert!(out.contains(r#"href="https://a/""#), "{out}");
