@@ -90,17 +90,7 @@ impl ServiceUrl {
     /// The URL with `ticket=<ticket>` appended as the last query parameter, before any fragment
     /// (Apereo `DefaultResponse`; protocol digest rule 1). Nothing else is re-encoded or reordered.
     pub fn with_ticket(&self, ticket: &str) -> String {
-        let (base, fragment) = match self.0.split_once('#') {
-            Some((base, fragment)) => (base, Some(fragment)),
-            None => (self.0.as_str(), None),
-        };
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let mut out = format!("{base}{sep}ticket={ticket}");
-        if let Some(fragment) = fragment {
-            out.push('#');
-            out.push_str(fragment);
-        }
-        out
+        append_query(&self.0, &format!("ticket={ticket}"))
     }
 
     /// Whether a URL presented at validation names the service this ticket was issued for: both
@@ -116,6 +106,23 @@ impl ServiceUrl {
         }
         canonical(&self.0) == canonical(presented)
     }
+}
+
+/// `url` with `query` appended as its last query parameters, before any `#fragment`: `?` when the URL
+/// has no query yet, `&` otherwise. Nothing already in the URL is re-encoded or reordered (Apereo
+/// `DefaultResponse`; protocol digest §2.3).
+pub fn append_query(url: &str, query: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let mut out = format!("{base}{sep}{query}");
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 impl fmt::Debug for ServiceUrl {
@@ -374,6 +381,11 @@ pub struct RegisteredService {
     pub logout_url: Option<String>,
     /// How it hears of a logout.
     pub logout_type: LogoutType,
+    /// Proxy callback URLs (`pgtUrl`) it may use to obtain proxy-granting tickets; `None` means it
+    /// may not proxy (CAS 3.0 §2.5.4).
+    pub proxy_callback: Option<ServicePattern>,
+    /// Whether it accepts proxy tickets, i.e. may be a proxy's `targetService` (CAS 3.0 §2.7).
+    pub proxy_target: bool,
     /// Where it was declared.
     pub origin: ServiceOrigin,
 }
@@ -391,6 +403,8 @@ impl RegisteredService {
             sso: true,
             logout_url: None,
             logout_type: LogoutType::BackChannel,
+            proxy_callback: None,
+            proxy_target: false,
             origin,
         }
     }

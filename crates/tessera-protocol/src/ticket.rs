@@ -56,6 +56,31 @@ impl TicketKind for TicketGranting {
     const RANDOM_LEN: usize = 48;
 }
 
+/// Proxy ticket: `PT-` + 29 characters, like a service ticket (CAS 3.0 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {}
+impl TicketKind for Proxy {
+    const PREFIX: &'static str = "PT-";
+    const RANDOM_LEN: usize = 29;
+}
+
+/// Proxy-granting ticket: `PGT-` + 60 characters, 64 in all (CAS 3.0 §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyGranting {}
+impl TicketKind for ProxyGranting {
+    const PREFIX: &'static str = "PGT-";
+    const RANDOM_LEN: usize = 60;
+}
+
+/// Proxy-granting ticket IOU: `PGTIOU-` + 57 characters, 64 in all, drawn independently of its PGT
+/// (CAS 3.0 §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyGrantingIou {}
+impl TicketKind for ProxyGrantingIou {
+    const PREFIX: &'static str = "PGTIOU-";
+    const RANDOM_LEN: usize = 57;
+}
+
 /// Login ticket: the one-time token of a rendered form (CAS 3.0 §3.5), also its CSRF token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Login {}
@@ -74,6 +99,12 @@ pub struct Ticket<K> {
 pub type ServiceTicketId = Ticket<Service>;
 /// A ticket-granting ticket (`TGT-…`).
 pub type TicketGrantingTicketId = Ticket<TicketGranting>;
+/// A proxy ticket (`PT-…`).
+pub type ProxyTicketId = Ticket<Proxy>;
+/// A proxy-granting ticket (`PGT-…`).
+pub type ProxyGrantingTicketId = Ticket<ProxyGranting>;
+/// A proxy-granting ticket IOU (`PGTIOU-…`).
+pub type PgtIou = Ticket<ProxyGrantingIou>;
 /// A login ticket (`LT-…`).
 pub type LoginTicketId = Ticket<Login>;
 
@@ -187,6 +218,16 @@ mod tests {
         assert!(st.as_str().starts_with("ST-"));
         assert!(st.as_str()[3..].bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(st, ServiceTicketId::generate(&mut rng));
+    }
+
+    #[test]
+    fn proxy_tickets_fit_what_clients_store() {
+        let mut rng = StdRng::seed_from_u64(9);
+        assert_eq!(ProxyTicketId::generate(&mut rng).as_str().len(), 32);
+        assert_eq!(ProxyGrantingTicketId::generate(&mut rng).as_str().len(), 64);
+        let iou = PgtIou::generate(&mut rng);
+        assert_eq!(iou.as_str().len(), 64);
+        assert!(iou.as_str().starts_with("PGTIOU-"));
     }
 
     #[test]

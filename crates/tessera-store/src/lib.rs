@@ -12,6 +12,7 @@ mod error;
 mod sqlite;
 
 use async_trait::async_trait;
+use tessera_protocol::cas::proxy::ProxyGrantingTicket;
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::service::RegisteredService;
 use tessera_protocol::session::{SessionId, SsoSession};
@@ -157,6 +158,15 @@ pub trait Store: Send + Sync + 'static {
         session: &SessionId,
         access: &ServiceAccess,
     ) -> StoreResult<()>;
+
+    // --- proxy-granting tickets --------------------------------------------------------------
+    /// Saves a proxy-granting ticket; nothing is saved if its session has ended meanwhile.
+    async fn put_proxy_granting_ticket(&self, pgt: &ProxyGrantingTicket) -> StoreResult<()>;
+    /// The proxy-granting ticket with this key (it is reusable: not taken). The caller checks expiry.
+    async fn get_proxy_granting_ticket(
+        &self,
+        key: &TicketKey,
+    ) -> StoreResult<Option<ProxyGrantingTicket>>;
 
     // --- login tickets (one-time form tokens) ------------------------------------------------
     /// Saves the key of a rendered form's login ticket.

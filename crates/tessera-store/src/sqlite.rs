@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
+use tessera_protocol::cas::proxy::ProxyGrantingTicket;
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::service::{
     AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin,
@@ -112,6 +113,9 @@ struct ServiceRow {
     sso: bool,
     logout_url: Option<String>,
     logout_type: String,
+    proxy_callback_kind: Option<String>,
+    proxy_callback: Option<String>,
+    proxy_target: bool,
 }
 
 impl TryFrom<ServiceRow> for RegisteredService {
@@ -152,6 +156,13 @@ impl TryFrom<ServiceRow> for RegisteredService {
         service.sso = r.sso;
         service.logout_url = r.logout_url;
         service.logout_type = LogoutType::parse(&r.logout_type).map_err(corrupt)?;
+        service.proxy_callback = match (&r.proxy_callback_kind, &r.proxy_callback) {
+            (Some(kind), Some(source)) => {
+                Some(ServicePattern::from_parts(kind, source).map_err(corrupt)?)
+            }
+            _ => None,
+        };
+        service.proxy_target = r.proxy_target;
         Ok(service)
     }
 }
@@ -195,6 +206,7 @@ struct ServiceTicketRow {
     long_term: bool,
     authenticated_at: i64,
     expires_at: i64,
+    proxies: String,
 }
 
 impl TryFrom<ServiceTicketRow> for ServiceTicket {
@@ -210,6 +222,35 @@ impl TryFrom<ServiceTicketRow> for ServiceTicket {
             from_new_login: r.from_new_login,
             long_term: r.long_term,
             authenticated_at: Timestamp::from_unix_millis(r.authenticated_at),
+            expires_at: Timestamp::from_unix_millis(r.expires_at),
+            proxies: from_json("ticket proxies", &r.proxies)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct PgtRow {
+    ticket_key: String,
+    session_id: String,
+    username: String,
+    attributes: String,
+    authenticated_at: i64,
+    long_term: bool,
+    proxies: String,
+    expires_at: i64,
+}
+
+impl TryFrom<PgtRow> for ProxyGrantingTicket {
+    type Error = StoreError;
+    fn try_from(r: PgtRow) -> StoreResult<Self> {
+        Ok(Self {
+            key: TicketKey::from_stored(r.ticket_key),
+            session_id: SessionId::from_stored(r.session_id),
+            username: r.username,
+            attributes: from_json("pgt attributes", &r.attributes)?,
+            authenticated_at: Timestamp::from_unix_millis(r.authenticated_at),
+            long_term: r.long_term,
+            proxies: from_json("pgt proxies", &r.proxies)?,
             expires_at: Timestamp::from_unix_millis(r.expires_at),
         })
     }
@@ -328,7 +369,7 @@ impl Store for SqliteStore {
     async fn list_services(&self) -> StoreResult<Vec<RegisteredService>> {
         sqlx::query_as::<_, ServiceRow>(
             "SELECT name, pattern_kind, pattern, enabled, release_mode, release_rules, username_attribute, \
-             requirements, sso, logout_url, logout_type FROM services ORDER BY name",
+             requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target FROM services ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?
@@ -348,7 +389,7 @@ impl Store for SqliteStore {
         let requirements: Vec<String> = s.requirements.iter().map(ToString::to_string).collect();
         sqlx::query(
             "INSERT INTO services (name, pattern_kind, pattern, enabled, release_mode, release_rules, \
-             username_attribute, requirements, sso, logout_url, logout_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             username_attribute, requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.name)
         .bind(s.pattern.kind())
@@ -361,6 +402,9 @@ impl Store for SqliteStore {
         .bind(s.sso)
         .bind(&s.logout_url)
         .bind(s.logout_type.as_str())
+        .bind(s.proxy_callback.as_ref().map(ServicePattern::kind))
+        .bind(s.proxy_callback.as_ref().map(|p| p.source().to_owned()))
+        .bind(s.proxy_target)
         .execute(&self.pool)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("service {}", s.name)) } else { e.into() })?;
@@ -457,7 +501,7 @@ impl Store for SqliteStore {
     async fn put_service_ticket(&self, t: &ServiceTicket) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO service_tickets (ticket_key, service, session_id, username, attributes, from_new_login, \
-             long_term, authenticated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             long_term, authenticated_at, expires_at, proxies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(t.key.as_str())
         .bind(t.service.as_str())
@@ -468,6 +512,7 @@ impl Store for SqliteStore {
         .bind(t.long_term)
         .bind(ts(t.authenticated_at))
         .bind(ts(t.expires_at))
+        .bind(to_json(&t.proxies))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -476,7 +521,7 @@ impl Store for SqliteStore {
     async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
         sqlx::query_as::<_, ServiceTicketRow>(
             "DELETE FROM service_tickets WHERE ticket_key = ? RETURNING ticket_key, service, session_id, username, \
-             attributes, from_new_login, long_term, authenticated_at, expires_at",
+             attributes, from_new_login, long_term, authenticated_at, expires_at, proxies",
         )
         .bind(key.as_str())
         .fetch_optional(&self.pool)
@@ -499,6 +544,39 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn put_proxy_granting_ticket(&self, p: &ProxyGrantingTicket) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO proxy_granting_tickets (ticket_key, session_id, username, attributes, authenticated_at, \
+             long_term, proxies, expires_at) SELECT ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+        )
+        .bind(p.key.as_str())
+        .bind(&p.username)
+        .bind(to_json(&p.attributes))
+        .bind(ts(p.authenticated_at))
+        .bind(p.long_term)
+        .bind(to_json(&p.proxies))
+        .bind(ts(p.expires_at))
+        .bind(p.session_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_proxy_granting_ticket(
+        &self,
+        key: &TicketKey,
+    ) -> StoreResult<Option<ProxyGrantingTicket>> {
+        sqlx::query_as::<_, PgtRow>(
+            "SELECT ticket_key, session_id, username, attributes, authenticated_at, long_term, proxies, expires_at \
+             FROM proxy_granting_tickets WHERE ticket_key = ?",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ProxyGrantingTicket::try_from)
+        .transpose()
     }
 
     async fn put_login_ticket(&self, key: &TicketKey, expires_at: Timestamp) -> StoreResult<()> {
@@ -624,6 +702,10 @@ impl Store for SqliteStore {
         .unwrap_or(u64::MAX);
         for (sql, cutoff) in [
             ("DELETE FROM service_tickets WHERE expires_at <= ?", ts(now)),
+            (
+                "DELETE FROM proxy_granting_tickets WHERE expires_at <= ?",
+                ts(now),
+            ),
             ("DELETE FROM login_tickets WHERE expires_at <= ?", ts(now)),
             (
                 "DELETE FROM login_failures WHERE last_at <= ?",

@@ -237,6 +237,8 @@ async fn services_round_trip_with_their_policy(store: Arc<dyn Store>) {
     s.requirements = vec![Requirement::parse("memberOf=cn=staff,.*").unwrap()];
     s.sso = false;
     s.logout_url = Some("https://app.org/slo".into());
+    s.proxy_callback = Some(ServicePattern::regex("https://app.org/pgt").unwrap());
+    s.proxy_target = true;
     store.put_service(&s).await.unwrap();
     assert!(matches!(
         store.put_service(&s).await,
@@ -258,6 +260,11 @@ async fn services_round_trip_with_their_policy(store: Arc<dyn Store>) {
     assert_eq!(got.requirements[0].to_string(), "memberOf=cn=staff,.*");
     assert!(!got.sso);
     assert_eq!(got.logout_url, s.logout_url);
+    assert_eq!(
+        format!("{:?}", got.proxy_callback),
+        format!("{:?}", s.proxy_callback)
+    );
+    assert!(got.proxy_target && !listed[1].proxy_target && listed[1].proxy_callback.is_none());
     assert_eq!(listed[1].pattern.kind(), "prefix");
     assert!(store.delete_service("app").await.unwrap());
     assert!(!store.delete_service("app").await.unwrap());
@@ -525,6 +532,59 @@ async fn deliveries_are_claimed_once_leased_and_retried(store: Arc<dyn Store>) {
     );
 }
 
+async fn proxy_granting_tickets_live_and_end_with_their_session(store: Arc<dyn Store>) {
+    use tessera_protocol::cas::proxy::ProxyGrantingTicket;
+    use tessera_protocol::ticket::ProxyGrantingTicketId;
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let id = ProxyGrantingTicketId::generate(&mut rng());
+    let pgt = ProxyGrantingTicket {
+        key: id.key(),
+        session_id: s.id.clone(),
+        username: "alice".into(),
+        attributes: attrs(),
+        authenticated_at: T0,
+        long_term: false,
+        proxies: vec!["https://b/pgt".into(), "https://a/pgt".into()],
+        expires_at: T0.plus(Duration::from_secs(60)),
+    };
+    store.put_proxy_granting_ticket(&pgt).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            store.get_proxy_granting_ticket(&id.key()).await.unwrap(),
+            Some(pgt.clone()),
+            "reusable"
+        );
+    }
+    let mut pt = ticket_for(&s, "imap://mail");
+    pt.proxies = pgt.proxies.clone();
+    store.put_service_ticket(&pt).await.unwrap();
+    assert_eq!(
+        store
+            .take_service_ticket(&pt.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .proxies,
+        pgt.proxies
+    );
+    store.take_session(&tgt.key(), T0).await.unwrap();
+    assert_eq!(
+        store.get_proxy_granting_ticket(&id.key()).await.unwrap(),
+        None,
+        "a PGT ends with its session"
+    );
+    store.put_proxy_granting_ticket(&pgt).await.unwrap();
+    assert_eq!(
+        store.get_proxy_granting_ticket(&id.key()).await.unwrap(),
+        None,
+        "nor can one be added to an ended session"
+    );
+}
+
 async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
     let url = format!("sqlite://{}/nested/tessera.db", dir.path().display());
     Arc::new(SqliteStore::connect(&url).await.unwrap())
@@ -557,6 +617,7 @@ sqlite_tests!(
     ended_sessions_queue_single_logout_for_their_services,
     expiry_and_user_removal_queue_single_logout_too,
     deliveries_are_claimed_once_leased_and_retried,
+    proxy_granting_tickets_live_and_end_with_their_session,
 );
 
 #[tokio::test]

@@ -47,6 +47,8 @@ pub struct AppState {
     pub slo: SloSignal,
     /// Outbound HTTP (single logout): no redirects, no cookies, TLS verified.
     pub http: reqwest::Client,
+    /// Outbound HTTP for proxy callbacks: TLS verified against the web roots and `[proxy] ca_file`.
+    pub proxy_http: reqwest::Client,
     /// Where users reach us: scheme, host and port (no path).
     public_url: Arc<url::Url>,
     static_base: Arc<str>,
@@ -118,6 +120,7 @@ impl AppState {
         let authenticator = Arc::new(LocalAuthenticator::new(store.clone(), hasher.clone()));
         let static_base: Arc<str> = format!("{}/static", settings.base_path()).into();
         let http = slo::http_client(settings.slo.timeout)?;
+        let proxy_http = crate::http::cas::proxy_callback_client(&settings.proxy)?;
         Ok(Self {
             store,
             authenticator,
@@ -128,6 +131,7 @@ impl AppState {
             file_services: Arc::new(file_services),
             slo: SloSignal::default(),
             http,
+            proxy_http,
             public_url: Arc::new(public_url),
             static_base,
         })
@@ -158,6 +162,9 @@ pub enum StartError {
     /// Password hashing parameters are unusable.
     #[error("password settings: {0}")]
     Auth(#[from] AuthError),
+    /// The proxy callback CA file could not be read.
+    #[error("[proxy] ca_file: {0}")]
+    CaFile(String),
     /// The outbound HTTP client could not be built.
     #[error("outbound http client: {0}")]
     Http(#[from] reqwest::Error),

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use tessera_protocol::attributes::is_valid_attribute_name;
 use tessera_protocol::service::{
-    AttributeRelease, LogoutType, MatchOutcome, ServiceOrigin, ServiceRegistry, ServiceUrl,
+    AttributeRelease, LogoutType, MatchOutcome, ServiceOrigin, ServicePattern, ServiceRegistry,
+    ServiceUrl,
 };
 use tessera_protocol::Attributes;
 use tessera_store::{Store, StoreError, UserRecord};
@@ -129,7 +130,7 @@ pub enum UserCommand {
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
     /// Register a service.
-    Add(ServiceAdd),
+    Add(Box<ServiceAdd>),
     /// List registered services, in the order they are matched.
     List,
     /// Remove a service registered in the database.
@@ -177,6 +178,12 @@ pub struct ServiceAdd {
     /// its logout URL), or none.
     #[arg(long, value_name = "TYPE", default_value = "back", value_parser = ["back", "front", "none"])]
     pub logout_type: String,
+    /// Let the service obtain proxy-granting tickets through callback URLs (pgtUrl) matching REGEX.
+    #[arg(long, value_name = "REGEX")]
+    pub proxy_callback: Option<String>,
+    /// Let the service accept proxy tickets (be a proxy's target).
+    #[arg(long)]
+    pub proxy_target: bool,
     /// Ask for the password at every login, even with an SSO session.
     #[arg(long)]
     pub no_sso: bool,
@@ -475,6 +482,12 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
             )
             .map_err(|e| CliError::Invalid(format!("service {}: {e}", add.name)))?;
             service.sso = !add.no_sso;
+            service.proxy_target = add.proxy_target;
+            if let Some(pattern) = &add.proxy_callback {
+                let pattern = ServicePattern::regex(pattern)
+                    .map_err(|e| CliError::Invalid(format!("--proxy-callback: {e}")))?;
+                service.proxy_callback = Some(pattern);
+            }
             service.logout_type = LogoutType::parse(&add.logout_type)
                 .map_err(|e| CliError::Invalid(e.to_string()))?;
             service.enabled = !add.disabled;
@@ -527,6 +540,16 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
                 }
                 if !s.sso {
                     flags.push("no-sso");
+                }
+                let proxy = s
+                    .proxy_callback
+                    .as_ref()
+                    .map(|p| format!("proxy-callback={}", p.source()));
+                if let Some(p) = &proxy {
+                    flags.push(p);
+                }
+                if s.proxy_target {
+                    flags.push("proxy-target");
                 }
                 println!(
                     "{}\t{origin}\t{} {}\trelease={release}\t{}",

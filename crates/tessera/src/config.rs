@@ -61,6 +61,8 @@ pub struct Settings {
     pub saml: SamlSettings,
     /// `[rest]`: the REST ticket API (`/v1/tickets`).
     pub rest: RestSettings,
+    /// `[proxy]`: proxy authentication (`pgtUrl`, `/proxy`).
+    pub proxy: ProxySettings,
     /// `[[service]]`: services declared in the file.
     #[serde(rename = "service")]
     pub services: Vec<ServiceSettings>,
@@ -298,6 +300,34 @@ impl Default for SamlSettings {
     }
 }
 
+/// `[proxy]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxySettings {
+    /// A PEM file of CA certificates trusted for proxy callbacks, besides the built-in web roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept plain-http proxy callbacks (the specification requires https; for tests only).
+    /// Default `false`.
+    pub allow_http_callbacks: bool,
+    /// Lifetime of a proxy-granting ticket (it also ends with its SSO session). Default `2h`.
+    #[serde(with = "humantime_serde")]
+    pub proxy_granting_ticket_ttl: Duration,
+    /// Time allowed for the callback request. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub callback_timeout: Duration,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            allow_http_callbacks: false,
+            proxy_granting_ticket_ttl: Duration::from_secs(2 * 3600),
+            callback_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// `[rest]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -356,6 +386,12 @@ pub struct ServiceSettings {
     /// browser loads the logout URL) or `none`.
     #[serde(default = "back_channel")]
     pub logout_type: String,
+    /// Regular expression of the proxy callback URLs (`pgtUrl`) it may use; without it the service
+    /// may not obtain proxy-granting tickets.
+    pub proxy_callback: Option<String>,
+    /// Accept proxy tickets (be a proxy's target). Default `false`.
+    #[serde(default)]
+    pub proxy_target: bool,
 }
 
 fn yes() -> bool {
@@ -429,6 +465,13 @@ impl ServiceSettings {
         s.sso = self.sso;
         s.logout_url = self.logout_url.clone();
         s.logout_type = LogoutType::parse(&self.logout_type).map_err(|e| e.to_string())?;
+        s.proxy_callback = self
+            .proxy_callback
+            .as_deref()
+            .map(ServicePattern::regex)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        s.proxy_target = self.proxy_target;
         Ok(s)
     }
 }
@@ -561,6 +604,11 @@ impl Settings {
             ("[tickets] login_ticket_ttl", self.tickets.login_ticket_ttl),
             ("[slo] timeout", self.slo.timeout),
             ("[slo] poll_interval", self.slo.poll_interval),
+            (
+                "[proxy] proxy_granting_ticket_ttl",
+                self.proxy.proxy_granting_ticket_ttl,
+            ),
+            ("[proxy] callback_timeout", self.proxy.callback_timeout),
         ] {
             if d.is_zero() {
                 return Err(err(key, "must be longer than zero; use e.g. \"60s\""));
@@ -588,6 +636,20 @@ impl Settings {
         }
         if self.login.max_failures_per_user == 0 || self.login.max_failures_per_address == 0 {
             return Err(err("[login] max_failures_per_*", "must be at least 1"));
+        }
+        if let Some(file) = &self.proxy.ca_file {
+            let pem = std::fs::read(file).map_err(|e| {
+                err(
+                    "[proxy] ca_file",
+                    &format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
+            if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |certs| certs.is_empty()) {
+                return Err(err(
+                    "[proxy] ca_file",
+                    &format!("{} holds no PEM certificate", file.display()),
+                ));
+            }
         }
         if let Some(dir) = &self.theme.dir {
             if !dir.is_dir() {

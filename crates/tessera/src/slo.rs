@@ -189,7 +189,8 @@ async fn attempt(
     Ok(Some(status.as_u16()))
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// A short reason for a failed outbound request, for logs and the delivery queue.
+pub fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {

@@ -20,6 +20,12 @@ pub enum ValidationError {
     /// The service is not (or no longer) allowed to use Tessera.
     #[error("{0}")]
     UnauthorizedService(String),
+    /// `pgtUrl` was given, but the service may not obtain proxy-granting tickets.
+    #[error("{0}")]
+    UnauthorizedServiceProxy(String),
+    /// `pgtUrl` is not https, or not a callback registered for the service.
+    #[error("{0}")]
+    InvalidProxyCallback(String),
     /// Something failed on our side.
     #[error("{0}")]
     InternalError(String),
@@ -34,6 +40,8 @@ impl ValidationError {
             Self::InvalidTicket(_) => "INVALID_TICKET",
             Self::InvalidService(_) => "INVALID_SERVICE",
             Self::UnauthorizedService(_) => "UNAUTHORIZED_SERVICE",
+            Self::UnauthorizedServiceProxy(_) => "UNAUTHORIZED_SERVICE_PROXY",
+            Self::InvalidProxyCallback(_) => "INVALID_PROXY_CALLBACK",
             Self::InternalError(_) => "INTERNAL_ERROR",
         }
     }

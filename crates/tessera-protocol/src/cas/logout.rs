@@ -6,7 +6,7 @@ use std::io::Write as _;
 use base64::Engine as _;
 use quick_xml::escape::escape;
 
-use crate::service::{ServiceRegistry, ServiceUrl};
+use crate::service::{append_query, ServiceRegistry, ServiceUrl};
 use crate::time::Timestamp;
 
 /// The URL `/logout` redirects to, if any: `service` (CAS 3.0 §2.3.1), else `url` (the CAS 1/2 name
@@ -64,17 +64,9 @@ pub fn front_channel_url(logout_url: &str, logout_request: &str) -> String {
     let _ = deflater.write_all(logout_request.as_bytes());
     let deflated = deflater.finish().unwrap_or_default();
     let encoded = base64::engine::general_purpose::STANDARD.encode(deflated);
-    let (base, fragment) = logout_url
-        .split_once('#')
-        .map_or((logout_url, None), |(b, f)| (b, Some(f)));
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let mut url = format!("{base}{sep}SAMLRequest=");
-    url.extend(form_urlencoded::byte_serialize(encoded.as_bytes()));
-    if let Some(fragment) = fragment {
-        url.push('#');
-        url.push_str(fragment);
-    }
-    url
+    let mut query = String::from("SAMLRequest=");
+    query.extend(form_urlencoded::byte_serialize(encoded.as_bytes()));
+    append_query(logout_url, &query)
 }
 
 #[cfg(test)]

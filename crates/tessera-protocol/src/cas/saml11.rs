@@ -194,6 +194,7 @@ pub fn parse_validate_request(
             service: Some(target.to_owned()),
             ticket: Some(ticket),
             renew: renew.map(str::to_owned),
+            pgt_url: None,
         },
     )
 }

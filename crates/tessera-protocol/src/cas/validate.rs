@@ -12,7 +12,7 @@ use crate::attributes::Attributes;
 use crate::cas::{is_flag_set, ValidationError};
 use crate::service::{RegisteredService, ServiceUrl};
 use crate::session::{SessionId, SsoSession};
-use crate::ticket::{ServiceTicketId, TicketKey};
+use crate::ticket::{ProxyTicketId, ServiceTicketId, TicketKey};
 use crate::time::Timestamp;
 
 /// Which validation endpoint was called; decides which tickets are acceptable.
@@ -59,6 +59,36 @@ pub struct ValidateParams {
     pub ticket: Option<String>,
     /// `renew`
     pub renew: Option<String>,
+    /// `pgtUrl`
+    pub pgt_url: Option<String>,
+}
+
+/// The ticket a validation request names: a service ticket anywhere, a proxy ticket only at
+/// `/proxyValidate` (CAS 3.0 §2.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationTicket {
+    /// `ST-…`
+    Service(ServiceTicketId),
+    /// `PT-…`
+    Proxy(ProxyTicketId),
+}
+
+impl ValidationTicket {
+    /// The store key.
+    pub fn key(&self) -> TicketKey {
+        match self {
+            Self::Service(t) => t.key(),
+            Self::Proxy(t) => t.key(),
+        }
+    }
+
+    /// The ticket as sent. Never log it; log the `Debug` form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Service(t) => t.as_str(),
+            Self::Proxy(t) => t.as_str(),
+        }
+    }
 }
 
 /// A validation request whose parameters are present and whose ticket is well formed.
@@ -66,10 +96,12 @@ pub struct ValidateParams {
 pub struct ValidateRequest {
     /// The service as presented now; compared with the one the ticket was issued for.
     pub service: String,
-    /// The service ticket to take.
-    pub ticket: ServiceTicketId,
+    /// The ticket to take.
+    pub ticket: ValidationTicket,
     /// Only tickets from a fresh password login are acceptable.
     pub renew: bool,
+    /// Where to send a proxy-granting ticket, if the service asks for one (CAS 3.0 §2.5.4).
+    pub pgt_url: Option<String>,
 }
 
 impl ValidateRequest {
@@ -77,8 +109,8 @@ impl ValidateRequest {
     ///
     /// A missing `service` or `ticket` is `INVALID_REQUEST`. A proxy ticket at an endpoint that takes
     /// only service tickets is `INVALID_TICKET_SPEC` (CAS 3.0 §2.5: "MUST NOT" accept proxy tickets);
-    /// proxy tickets at `/proxyValidate` are not issued by this server, and anything else that is not a
-    /// service ticket (a TGT, a PGT, garbage) is `INVALID_TICKET`.
+    /// anything else that is not a service or (at `/proxyValidate`) proxy ticket — a TGT, a PGT,
+    /// garbage — is `INVALID_TICKET`.
     pub fn parse(endpoint: Endpoint, params: &ValidateParams) -> Result<Self, ValidationError> {
         let (Some(service), Some(ticket)) = (non_empty(&params.service), non_empty(&params.ticket))
         else {
@@ -86,22 +118,26 @@ impl ValidateRequest {
                 "both service and ticket parameters are required".into(),
             ));
         };
-        let Some(parsed) = ServiceTicketId::parse(ticket) else {
-            let shown = printable_prefix(ticket);
-            return Err(
-                if ticket.starts_with("PT-") && endpoint != Endpoint::ProxyValidate {
-                    ValidationError::InvalidTicketSpec(format!(
-                        "ticket {shown} is a proxy ticket; use proxyValidate"
-                    ))
-                } else {
-                    ValidationError::InvalidTicket(format!("ticket {shown} not recognized"))
-                },
-            );
+        let shown = printable_prefix(ticket);
+        let parsed = match (ServiceTicketId::parse(ticket), ProxyTicketId::parse(ticket)) {
+            (Some(st), _) => ValidationTicket::Service(st),
+            (None, Some(pt)) if endpoint == Endpoint::ProxyValidate => ValidationTicket::Proxy(pt),
+            (None, Some(_)) => {
+                return Err(ValidationError::InvalidTicketSpec(format!(
+                    "ticket {shown} is a proxy ticket; use proxyValidate"
+                )))
+            }
+            (None, None) => {
+                return Err(ValidationError::InvalidTicket(format!(
+                    "ticket {shown} not recognized"
+                )))
+            }
         };
         Ok(Self {
             service: service.to_owned(),
             ticket: parsed,
             renew: is_flag_set(params.renew.as_deref()),
+            pgt_url: non_empty(&params.pgt_url).map(str::to_owned),
         })
     }
 }
@@ -136,6 +172,9 @@ pub struct ServiceTicket {
     pub authenticated_at: Timestamp,
     /// When the ticket stops being valid.
     pub expires_at: Timestamp,
+    /// For a proxy ticket, the proxies it went through, most recent first (each the `pgtUrl` it
+    /// used); empty for a service ticket.
+    pub proxies: Vec<String>,
 }
 
 impl ServiceTicket {
@@ -159,6 +198,7 @@ impl ServiceTicket {
             long_term: session.long_term,
             authenticated_at: session.authenticated_at,
             expires_at: now.plus(ttl),
+            proxies: Vec::new(),
         };
         (id, ticket)
     }
@@ -197,8 +237,14 @@ pub struct Validation {
     pub service: ServiceUrl,
     /// Released attributes, renamed per policy.
     pub attributes: Attributes,
+    /// All the user's attributes, for a proxy-granting ticket's later tickets; never sent.
+    pub user_attributes: Attributes,
     /// The protocol attributes.
     pub protocol: ProtocolAttributes,
+    /// For a proxy ticket, the proxy chain, most recent first.
+    pub proxies: Vec<String>,
+    /// The PGTIOU, when a proxy-granting ticket was delivered to the `pgtUrl`.
+    pub proxy_granting_ticket: Option<String>,
 }
 
 /// CAS 3.0 §2.5: decides a validation. `ticket` is what the store *took* for the request's ticket
@@ -234,6 +280,7 @@ pub fn validate_service_ticket(
         )
     })?;
     let mut attributes = service.released(&ticket.attributes);
+    let user_attributes = ticket.attributes.clone();
     attributes.retain(|name, _| !ProtocolAttributes::NAMES.contains(&name.as_str()));
     Ok(Validation {
         user: service.principal_for(&ticket.username, &ticket.attributes),
@@ -241,11 +288,14 @@ pub fn validate_service_ticket(
         session_id: ticket.session_id,
         service: ticket.service,
         attributes,
+        user_attributes,
         protocol: ProtocolAttributes {
             authentication_date: ticket.authenticated_at,
             long_term_authentication_request_token_used: ticket.long_term,
             is_from_new_login: ticket.from_new_login,
         },
+        proxies: ticket.proxies,
+        proxy_granting_ticket: None,
     })
 }
 

@@ -51,6 +51,24 @@ pub fn service_response_xml(result: &Result<Validation, ValidationError>) -> Str
                 }
             }
             out.push_str("        </cas:attributes>\n");
+            if let Some(iou) = &v.proxy_granting_ticket {
+                let _ = writeln!(
+                    out,
+                    "        <cas:proxyGrantingTicket>{}</cas:proxyGrantingTicket>",
+                    escape(iou.as_str())
+                );
+            }
+            if !v.proxies.is_empty() {
+                out.push_str("        <cas:proxies>\n");
+                for proxy in &v.proxies {
+                    let _ = writeln!(
+                        out,
+                        "            <cas:proxy>{}</cas:proxy>",
+                        escape(proxy.as_str())
+                    );
+                }
+                out.push_str("        </cas:proxies>\n");
+            }
             out.push_str("    </cas:authenticationSuccess>\n");
         }
         Err(e) => {
@@ -96,6 +114,13 @@ enum JsonBody<'a> {
 #[derive(Serialize)]
 struct JsonSuccess<'a> {
     user: &'a str,
+    #[serde(
+        rename = "proxyGrantingTicket",
+        skip_serializing_if = "Option::is_none"
+    )]
+    proxy_granting_ticket: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    proxies: &'a [String],
     attributes: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -110,6 +135,8 @@ pub fn service_response_json(result: &Result<Validation, ValidationError>) -> St
     let body = match result {
         Ok(v) => JsonBody::AuthenticationSuccess(JsonSuccess {
             user: &v.user,
+            proxy_granting_ticket: v.proxy_granting_ticket.as_deref(),
+            proxies: &v.proxies,
             attributes: json_attributes(v),
         }),
         Err(e) => JsonBody::AuthenticationFailure(JsonFailure {
@@ -146,4 +173,31 @@ fn json_attributes(v: &Validation) -> serde_json::Map<String, serde_json::Value>
         map.insert(name.clone(), Value::from(values.clone()));
     }
     map
+}
+
+/// `/proxy` (CAS 3.0 §2.7.2): the proxy ticket, or `proxyFailure` with its code.
+pub fn proxy_response_xml(result: &Result<String, ValidationError>) -> String {
+    let inner = match result {
+        Ok(pt) => format!("    <cas:proxySuccess>\n        <cas:proxyTicket>{}</cas:proxyTicket>\n    </cas:proxySuccess>\n", escape(pt.as_str())),
+        Err(e) => format!(
+            "    <cas:proxyFailure code=\"{}\">{}</cas:proxyFailure>\n",
+            e.code(),
+            escape(e.to_string().as_str())
+        ),
+    };
+    format!("<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\">\n{inner}</cas:serviceResponse>\n")
+}
+
+/// `/proxy` with `format=JSON`: `proxySuccess.proxyTicket` or `proxyFailure` with code and
+/// description.
+pub fn proxy_response_json(result: &Result<String, ValidationError>) -> String {
+    let value = match result {
+        Ok(pt) => serde_json::json!({"serviceResponse": {"proxySuccess": {"proxyTicket": pt}}}),
+        Err(e) => {
+            serde_json::json!({"serviceResponse": {"proxyFailure": {"code": e.code(), "description": e.to_string()}}})
+        }
+    };
+    let mut out = serde_json::to_string_pretty(&value).unwrap_or_else(|_| String::from("{}"));
+    out.push('\n');
+    out
 }

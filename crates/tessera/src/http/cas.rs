@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use tessera_protocol::cas::proxy;
 use tessera_protocol::cas::saml11::{self, ResponseContext};
 use tessera_protocol::cas::validate::{
     validate_service_ticket, Endpoint, ResponseFormat, ValidateParams, ValidateRequest, Validation,
@@ -18,7 +19,8 @@ use tessera_protocol::cas::{xml, ValidationError};
 use tessera_protocol::Timestamp;
 use tessera_store::ServiceAccess;
 
-use crate::app::AppState;
+use crate::app::{AppState, StartError};
+use crate::config::ProxySettings;
 use crate::http::extract::Params;
 use crate::http::response::body;
 
@@ -36,6 +38,129 @@ pub fn router(app: &AppState) -> Router<AppState> {
         .route(&app.path("/p3/serviceValidate"), get(service_validate))
         .route(&app.path("/p3/proxyValidate"), get(proxy_validate))
         .route(&app.path("/samlValidate"), post(saml_validate))
+        .route(&app.path("/proxy"), get(proxy))
+}
+
+/// The client for `pgtUrl` callbacks (CAS 3.0 §2.5.4): TLS verified against the web roots and the
+/// configured CA bundle, a few redirects followed, no cookies, a short timeout.
+pub fn proxy_callback_client(settings: &ProxySettings) -> Result<reqwest::Client, StartError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .timeout(settings.callback_timeout)
+        .user_agent(concat!("Tessera/", env!("CARGO_PKG_VERSION")));
+    if let Some(file) = &settings.ca_file {
+        let pem = std::fs::read(file)
+            .map_err(|e| StartError::CaFile(format!("{}: {e}", file.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| StartError::CaFile(format!("{}: {e}", file.display())))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
+}
+
+/// CAS 3.0 §2.7: a proxy ticket for `targetService` from a proxy-granting ticket.
+async fn proxy(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let params = Params::from_query(query);
+    let format = match ResponseFormat::parse(params.get("format")) {
+        Ok(format) => format,
+        Err(e) => return body(StatusCode::OK, XML, xml::proxy_response_xml(&Err(e))),
+    };
+    let (result, status) = issue_proxy(&app, &params).await;
+    match format {
+        ResponseFormat::Xml => body(status, XML, xml::proxy_response_xml(&result)),
+        ResponseFormat::Json => body(status, JSON, xml::proxy_response_json(&result)),
+    }
+}
+
+async fn issue_proxy(
+    app: &AppState,
+    params: &Params,
+) -> (Result<String, ValidationError>, StatusCode) {
+    let req = match proxy::ProxyRequest::parse(params.get("pgt"), params.get("targetService")) {
+        Ok(req) => req,
+        Err(e) => {
+            tracing::info!(code = e.code(), "proxy ticket refused");
+            return (Err(e), StatusCode::OK);
+        }
+    };
+    let now = app.clock.now();
+    let issued = async {
+        let pgt = app.store.get_proxy_granting_ticket(&req.pgt.key()).await?;
+        let registry = app.registry().await?;
+        let target = registry.find(req.target_service.as_str());
+        let ttl = app.settings.tickets.service_ticket_ttl;
+        match proxy::issue_proxy_ticket(&req, pgt, target, ttl, now, &mut rand::rngs::OsRng) {
+            Ok((id, ticket)) => {
+                app.store.put_service_ticket(&ticket).await?;
+                tracing::info!(user = %ticket.username, service = %ticket.service, ticket = ?id, proxies = ?ticket.proxies, "proxy ticket issued");
+                Ok(Ok(id.as_str().to_owned()))
+            }
+            Err(e) => Ok::<_, tessera_store::StoreError>(Err(e)),
+        }
+    }
+    .await;
+    match issued {
+        Ok(Ok(pt)) => (Ok(pt), StatusCode::OK),
+        Ok(Err(e)) => {
+            tracing::info!(code = e.code(), pgt = ?req.pgt, target = %req.target_service, "proxy ticket refused");
+            (Err(e), StatusCode::OK)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "proxy ticket failed: store error");
+            (
+                Err(ValidationError::InternalError(
+                    "the server could not issue a proxy ticket; try again".into(),
+                )),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+        }
+    }
+}
+
+/// CAS 3.0 §2.5.4 steps 3–5: makes a PGT for a successful validation, delivers it with its IOU to
+/// `pgt_url` before the answer is sent, and keeps it only if the callback answered 200. A failed
+/// callback means no PGT, not a failed validation. Returns the IOU to put in the answer.
+async fn deliver_pgt(
+    app: &AppState,
+    v: &Validation,
+    pgt_url: &str,
+    now: Timestamp,
+) -> Option<String> {
+    let ttl = app.settings.proxy.proxy_granting_ticket_ttl;
+    let (id, iou, pgt) = proxy::grant(v, pgt_url, ttl, now, &mut rand::rngs::OsRng);
+    let outcome = app
+        .proxy_http
+        .get(proxy::callback_url(pgt_url, &iou, &id))
+        .send()
+        .await;
+    match outcome {
+        Ok(response) if response.status() == reqwest::StatusCode::OK => {
+            match app.store.put_proxy_granting_ticket(&pgt).await {
+                Ok(()) => {
+                    tracing::info!(user = %v.username, service = %v.service, pgt_url, pgt = ?id, "proxy-granting ticket delivered");
+                    Some(iou.as_str().to_owned())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not store the proxy-granting ticket");
+                    None
+                }
+            }
+        }
+        Ok(response) => {
+            tracing::warn!(
+                pgt_url,
+                status = response.status().as_u16(),
+                "proxy callback did not answer 200: no proxy-granting ticket"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(pgt_url, error = %crate::slo::describe(&e), "proxy callback failed: no proxy-granting ticket");
+            None
+        }
+    }
 }
 
 /// CAS 1.0 §2.4.
@@ -121,6 +246,10 @@ fn cas_request(endpoint: Endpoint, params: &Params) -> Result<ValidateRequest, V
         service: params.get("service").map(str::to_owned),
         ticket: params.get("ticket").map(str::to_owned),
         renew: params.get("renew").map(str::to_owned),
+        // CAS 1.0 has no proxying.
+        pgt_url: (endpoint != Endpoint::Validate)
+            .then(|| params.get("pgtUrl").map(str::to_owned))
+            .flatten(),
     };
     ValidateRequest::parse(endpoint, &raw)
 }
@@ -160,8 +289,25 @@ async fn run(
             );
         }
     };
-    let result = validate_service_ticket(&req, ticket, service.as_ref(), now);
+    let mut result = validate_service_ticket(&req, ticket, service.as_ref(), now);
+    if let (Ok(v), Some(pgt_url), Some(service)) = (&result, req.pgt_url.as_deref(), &service) {
+        let allow_http = app.settings.proxy.allow_http_callbacks;
+        result = match proxy::check_callback(service, pgt_url, allow_http) {
+            Ok(()) => {
+                let iou = deliver_pgt(app, v, pgt_url, now).await;
+                result.map(|v| Validation {
+                    proxy_granting_ticket: iou,
+                    ..v
+                })
+            }
+            Err(e) => Err(e),
+        };
+    }
     match &result {
+        // Only web applications can be told of a logout (a proxy target may be `imap://…`).
+        Ok(v) if !v.service.as_str().starts_with("http") => {
+            tracing::info!(user = %v.username, service = %v.service, ticket = ?req.ticket, "proxy ticket validated");
+        }
         Ok(v) => {
             let access = ServiceAccess {
                 service: v.service.as_str().to_owned(),

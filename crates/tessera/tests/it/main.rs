@@ -8,6 +8,7 @@ mod cli;
 mod login;
 mod logout;
 mod pages;
+mod proxy;
 mod rest;
 mod saml;
 mod slo;

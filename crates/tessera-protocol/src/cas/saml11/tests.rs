@@ -45,12 +45,15 @@ fn validation() -> Validation {
         username: "jdoe".into(),
         session_id: SessionId::from_stored("s-1".into()),
         service: ServiceUrl::parse(TARGET).unwrap(),
+        user_attributes: attributes.clone(),
         attributes,
         protocol: ProtocolAttributes {
             authentication_date: Timestamp::from_unix_millis(1_738_318_500_000),
             long_term_authentication_request_token_used: true,
             is_from_new_login: false,
         },
+        proxies: Vec::new(),
+        proxy_granting_ticket: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn request(id: &ServiceTicketId, service: &str, renew: bool) -> ValidateRequest 
         service: Some(service.into()),
         ticket: Some(id.as_str().into()),
         renew: renew.then(|| "true".into()),
+        pgt_url: None,
     };
     ValidateRequest::parse(Endpoint::ServiceValidate, &params).unwrap()
 }
@@ -68,6 +69,7 @@ fn missing_parameters_and_bad_tickets_are_refused_before_the_store() {
         service: service.map(Into::into),
         ticket: ticket.map(Into::into),
         renew: None,
+        pgt_url: None,
     };
     let code = |e: Endpoint, params: ValidateParams| {
         ValidateRequest::parse(e, &params).unwrap_err().code()
@@ -92,8 +94,11 @@ fn missing_parameters_and_bad_tickets_are_refused_before_the_store() {
         code(Endpoint::Validate, p(Some("x"), Some("PT-1"))),
         "INVALID_TICKET_SPEC"
     );
+    let proxied =
+        ValidateRequest::parse(Endpoint::ProxyValidate, &p(Some("x"), Some("PT-1"))).unwrap();
+    assert!(matches!(proxied.ticket, ValidationTicket::Proxy(_)));
     assert_eq!(
-        code(Endpoint::ProxyValidate, p(Some("x"), Some("PT-1"))),
+        code(Endpoint::ProxyValidate, p(Some("x"), Some("PGT-1"))),
         "INVALID_TICKET"
     );
     assert_eq!(

@@ -23,6 +23,7 @@ pub(crate) const SERVICE: &str = "https://app.example.org/login?next=%2Fprofile"
 pub(crate) const OTHER_SERVICE: &str = "https://other.example.org/";
 
 pub(crate) mod receiver;
+pub(crate) mod tls;
 
 /// A running Tessera.
 pub(crate) struct TestServer {
