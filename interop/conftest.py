@@ -1,5 +1,7 @@
 """Fixtures: one tessera server for the run, the three demo apps and a plain service.
 
+Tessera trusts a CA made for the run (``[proxy] ca_file``) for proxy callbacks.
+
 The tessera binary comes from TESSERA_BIN, or target/debug/tessera in the
 repository; the suite never builds it.
 """
@@ -19,6 +21,8 @@ from harness import (
     App,
     AppServer,
     Browser,
+    Pki,
+    PkiError,
     Sink,
     Tessera,
     TesseraError,
@@ -51,6 +55,7 @@ class Stack:
     apps: dict[str, App]
     sink_server: AppServer
     sink: Sink
+    pki: Pki  # the CA tessera trusts for proxy callbacks, and callback certificates
 
     def direct_service(self, path: str) -> str:
         """A service URL registered with every attribute released."""
@@ -93,7 +98,16 @@ def stack(tessera_binary: Path, tmp_path_factory: pytest.TempPathFactory):
         sink = Sink()
         sink_server.mount(sink)
 
-        tessera = Tessera(tessera_binary, tmp_path_factory.mktemp("tessera"))
+        # The proxy-callback CA must exist before tessera reads its config.
+        pki_error = None
+        try:
+            pki = Pki(tmp_path_factory.mktemp("pki"))
+        except PkiError as exc:
+            pki_error = str(exc)
+        if pki_error is not None:
+            pytest.fail(pki_error, pytrace=False)
+
+        tessera = Tessera(tessera_binary, tmp_path_factory.mktemp("tessera"), proxy_ca_file=pki.ca_cert)
         cleanup.callback(tessera.stop)
         setup_error = None
         try:
@@ -119,7 +133,7 @@ def stack(tessera_binary: Path, tmp_path_factory: pytest.TempPathFactory):
             servers[name].mount(module.create_app(tessera.root, servers[name].root))
             apps[name] = App(name, module, servers[name])
 
-        yield Stack(tessera, apps, sink_server, sink)
+        yield Stack(tessera, apps, sink_server, sink, pki)
         _running_tessera = None
 
 

@@ -10,12 +10,15 @@ import json
 import queue
 import re
 import shlex
+import shutil
+import ssl
 import subprocess
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.cookiejar import DefaultCookiePolicy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -110,16 +113,24 @@ def _toml_string(value: str) -> str:
 
 
 class Tessera:
-    """One tessera instance: its config, its database and (once started) its server."""
+    """One tessera instance: its config, its database and (once started) its server.
 
-    def __init__(self, binary: Path, workdir: Path):
+    ``proxy_ca_file`` (a PEM file) becomes ``[proxy] ca_file``: the CA trusted for
+    proxy callbacks (pgtUrl) besides the web roots. It must exist before the first
+    CLI command, since every command reads and checks the config.
+    """
+
+    def __init__(self, binary: Path, workdir: Path, proxy_ca_file: Path | None = None):
         self.binary = binary
         self.workdir = workdir
         self.config = workdir / "tessera.toml"
-        self.config.write_text(
+        config = (
             "[database]\n"
             f"url = {_toml_string('sqlite://' + str(workdir / 'tessera.db'))}\n"
         )
+        if proxy_ca_file is not None:
+            config += f"\n[proxy]\nca_file = {_toml_string(str(proxy_ca_file))}\n"
+        self.config.write_text(config)
         self.proc: subprocess.Popen | None = None
         self.root: str | None = None  # http://127.0.0.1:PORT
         self.stdout: deque[str] = deque(maxlen=500)
@@ -157,14 +168,30 @@ class Tessera:
         # The password goes on stdin without a trailing newline.
         self.cli(*args, stdin=user.password)
 
-    def add_service(self, name: str, pattern: str, release: Iterable[str] | None = None) -> None:
-        """Register a service; ``release=None`` releases every attribute."""
+    def add_service(
+        self,
+        name: str,
+        pattern: str,
+        release: Iterable[str] | None = None,
+        *,
+        proxy_callback: str | None = None,
+        proxy_target: bool = False,
+    ) -> None:
+        """Register a service; ``release=None`` releases every attribute.
+
+        ``proxy_callback`` is the regex of the pgtUrls the service may get PGTs at;
+        ``proxy_target`` lets it accept proxy tickets.
+        """
         args = ["service", "add", name, "--pattern", pattern]
         if release is None:
             args.append("--release-all")
         else:
             for item in release:
                 args += ["--release", item]
+        if proxy_callback is not None:
+            args += ["--proxy-callback", proxy_callback]
+        if proxy_target:
+            args.append("--proxy-target")
         self.cli(*args)
 
     # -- server ---------------------------------------------------------------
@@ -332,6 +359,185 @@ class Sink:
             self.requests.append((environ["REQUEST_METHOD"], target))
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [b"<!doctype html><title>service</title><p>service landing page</p>\n"]
+
+
+# --------------------------------------------------------------------------
+# TLS for proxy callbacks (pgtUrl)
+
+
+class PkiError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TlsIdentity:
+    """A server certificate (PEM) and its private key (PEM)."""
+
+    cert: Path
+    key: Path
+
+
+class Pki:
+    """Certificates for https proxy callbacks, made with the openssl CLI in ``workdir``.
+
+    - ``ca_cert``: a CA made for this run; tessera trusts it through ``[proxy] ca_file``.
+    - ``trusted``: a server certificate issued by that CA for 127.0.0.1 (SAN IP) and localhost.
+    - ``untrusted``: a self-signed server certificate with the same names, from no CA tessera knows.
+    """
+
+    DAYS = "2"
+    EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    SERVER_NAMES = "subjectAltName=IP:127.0.0.1,DNS:localhost"
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.openssl = shutil.which("openssl")
+        if self.openssl is None:
+            raise PkiError("the openssl CLI is needed for the proxy tests (Debian package `openssl`)")
+        self.ca_cert = workdir / "ca.pem"
+        ca_key = workdir / "ca.key"
+        self._run(
+            "req", "-x509", *self.EC_KEY, "-keyout", ca_key, "-out", self.ca_cert, "-days", self.DAYS,
+            "-subj", "/CN=Tessera interop test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        )
+
+        self.trusted = TlsIdentity(workdir / "trusted.pem", workdir / "trusted.key")
+        csr = workdir / "trusted.csr"
+        extensions = workdir / "trusted.ext"
+        extensions.write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth\n"
+            f"{self.SERVER_NAMES}\n"
+        )
+        self._run("req", "-new", *self.EC_KEY, "-keyout", self.trusted.key, "-out", csr, "-subj", "/CN=127.0.0.1")
+        self._run(
+            "x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", ca_key,
+            "-CAserial", workdir / "ca.srl", "-CAcreateserial",
+            "-out", self.trusted.cert, "-days", self.DAYS, "-extfile", extensions,
+        )
+
+        self.untrusted = TlsIdentity(workdir / "untrusted.pem", workdir / "untrusted.key")
+        self._run(
+            "req", "-x509", *self.EC_KEY, "-keyout", self.untrusted.key, "-out", self.untrusted.cert,
+            "-days", self.DAYS, "-subj", "/CN=127.0.0.1",
+            "-addext", "basicConstraints=critical,CA:FALSE",
+            "-addext", "extendedKeyUsage=serverAuth",
+            "-addext", self.SERVER_NAMES,
+        )
+
+    def _run(self, *args) -> None:
+        cmd = [self.openssl, *map(str, args)]
+        try:
+            result = subprocess.run(cmd, capture_output=True, timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise PkiError(f"`{_show(cmd)}` did not finish within {CLI_TIMEOUT}s") from exc
+        if result.returncode != 0:
+            raise PkiError(
+                f"`{_show(cmd)}` exited with {result.returncode}\n"
+                f"stderr:\n{result.stderr.decode('utf-8', 'replace')}"
+            )
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    target: str  # path and query, as sent
+    headers: dict[str, str]
+
+
+class PgtCallbackServer:
+    """An https proxy callback (pgtUrl) on 127.0.0.1, on a free port, in a thread.
+
+    It does what django-cas-ng's ``CallbackView`` does: a GET with both ``pgtIou``
+    and ``pgtId`` stores the pair (``pgts``: PGTIOU -> PGT), and every GET is
+    answered 200 ``ok``. It records every request that got past the TLS handshake
+    (``requests``) and every handshake that failed (``handshake_failures``).
+    """
+
+    def __init__(self, name: str, identity: TlsIdentity):
+        self.name = name
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(identity.cert, identity.key)
+        self.pgts: dict[str, str] = {}
+        self.requests: list[CallbackRequest] = []
+        self.handshake_failures: list[str] = []
+        self._lock = threading.Lock()
+        self.server = _TlsHttpServer(self, context)
+        self.port = self.server.server_address[1]
+        self.root = f"https://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"callback-{name}",
+            daemon=True,
+        )
+        self.thread.start()
+
+    def url(self, path: str = "/") -> str:
+        return self.root + path
+
+    def snapshot(self) -> tuple[dict[str, str], list[CallbackRequest], list[str]]:
+        with self._lock:
+            return dict(self.pgts), list(self.requests), list(self.handshake_failures)
+
+    def _record(self, target: str, headers: dict[str, str]) -> None:
+        params = query_params(target)
+        with self._lock:
+            self.requests.append(CallbackRequest(target, headers))
+            if params.get("pgtIou") and params.get("pgtId"):
+                self.pgts[params["pgtIou"]] = params["pgtId"]
+
+    def _handshake_failed(self, error: Exception) -> None:
+        with self._lock:
+            self.handshake_failures.append(f"{type(error).__name__}: {error}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=STOP_TIMEOUT)
+
+
+class _TlsHttpServer(ThreadingHTTPServer):
+    """Accepts plain TCP and does the TLS handshake in the request's own thread,
+    so that a failed handshake can be recorded."""
+
+    daemon_threads = True
+
+    def __init__(self, owner: PgtCallbackServer, context: ssl.SSLContext):
+        self.owner = owner
+        self.context = context
+        super().__init__(("127.0.0.1", 0), _PgtCallbackHandler)
+
+    def finish_request(self, request, client_address) -> None:
+        request.settimeout(HTTP_TIMEOUT)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except OSError as exc:  # ssl.SSLError included
+            self.owner._handshake_failed(exc)
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
+
+
+class _PgtCallbackHandler(BaseHTTPRequestHandler):
+    server_version = "pgt-callback"
+
+    def do_GET(self) -> None:
+        self.server.owner._record(self.path, dict(self.headers.items()))
+        body = b"ok"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 (the base class's name)
+        pass
 
 
 # --------------------------------------------------------------------------

@@ -191,19 +191,20 @@ async fn attempt(
 
 /// A short reason for a failed outbound request, for logs and the delivery queue.
 pub fn describe(e: &reqwest::Error) -> String {
+    // The innermost cause tells "refused" from "certificate not trusted".
+    let mut root: &dyn std::error::Error = e;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    let cause = root.to_string();
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
-        "could not connect".to_owned()
+        format!("could not connect: {cause}")
+    } else if cause == e.to_string() {
+        cause
     } else {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
+        format!("{e}: {cause}")
     }
 }
 
