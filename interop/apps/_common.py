@@ -24,6 +24,13 @@ def record_tickets(app: Flask) -> list[str]:
     return seen
 
 
+def local_path(candidate: str | None, default: str) -> str:
+    """Only ever redirect to a path on this app."""
+    if candidate and candidate.startswith("/") and not candidate.startswith("//"):
+        return candidate
+    return default
+
+
 def page(title: str, body: str, status: int = 200):
     document = (
         "<!doctype html>\n<html><head><meta charset=\"utf-8\">"

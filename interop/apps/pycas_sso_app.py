@@ -17,7 +17,7 @@ from flask import Flask, redirect, request, session
 from pycas_sso.cas import CASClient
 from pycas_sso.errors import CASServiceAuthenticationFailure
 
-from ._common import page, record_tickets, whoami_page
+from ._common import local_path, page, record_tickets, whoami_page
 
 CLIENT = "pycas-sso"
 PROTECTED_PATH = "/profile"
@@ -25,11 +25,6 @@ LOGOUT_PATH = "/logout"
 AFTER_LOGOUT_PATH = "/logged_out"
 CALLBACK_PATH = "/callback"
 
-
-def _local_path(candidate: str | None, default: str) -> str:
-    if candidate and candidate.startswith("/") and not candidate.startswith("//"):
-        return candidate
-    return default
 
 
 def create_app(cas_root: str, app_root: str) -> Flask:
@@ -52,7 +47,7 @@ def create_app(cas_root: str, app_root: str) -> Flask:
 
     @app.route("/login")
     def login():
-        session["next"] = _local_path(request.args.get("next"), PROTECTED_PATH)
+        session["next"] = local_path(request.args.get("next"), PROTECTED_PATH)
         with cas_client() as client:
             return redirect(client.login_form_url())
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from cas import CASClient
 from flask import Flask, redirect, request, session
 
-from ._common import page, record_tickets, whoami_page
+from ._common import local_path, page, record_tickets, whoami_page
 
 CLIENT = "python-cas"
 PROTECTED_PATH = "/profile"
@@ -22,12 +22,6 @@ LOGOUT_PATH = "/logout"
 AFTER_LOGOUT_PATH = "/logout_callback"
 CALLBACK_PATH = "/login"
 
-
-def _local_path(candidate: str | None, default: str) -> str:
-    """Only ever redirect to a path on this app."""
-    if candidate and candidate.startswith("/") and not candidate.startswith("//"):
-        return candidate
-    return default
 
 
 def create_app(cas_root: str, app_root: str) -> Flask:
@@ -56,7 +50,7 @@ def create_app(cas_root: str, app_root: str) -> Flask:
 
     @app.route("/login")
     def login():
-        next_path = _local_path(request.args.get("next"), PROTECTED_PATH)
+        next_path = local_path(request.args.get("next"), PROTECTED_PATH)
         if "username" in session:
             return redirect(next_path)
         client = cas_client(next_path)

@@ -3,7 +3,7 @@
 //! The handler resolves the `service` parameter against the registry and the TGC cookie to a live
 //! session, then asks [`login_page`] (GET) or [`after_authentication`] (successful POST) what to do.
 
-use crate::service::{RegisteredService, ServiceUrl};
+use crate::service::{RegisteredService, ServiceRegistry, ServiceUrl, ServiceUrlError};
 use crate::session::SsoSession;
 
 /// The `service` parameter, resolved against the registry.
@@ -15,6 +15,26 @@ pub enum RequestedService<'a> {
     Unregistered,
     /// A registered service.
     Registered(&'a ServiceUrl, &'a RegisteredService),
+}
+
+impl<'a> RequestedService<'a> {
+    /// Resolves a `service` parameter (already checked with [`ServiceUrl::parse`], `None` when
+    /// absent) against the registry: a refused URL or one matching no enabled service is
+    /// [`RequestedService::Unregistered`].
+    pub fn resolve(
+        registry: &'a ServiceRegistry,
+        service: Option<&'a Result<ServiceUrl, ServiceUrlError>>,
+    ) -> Self {
+        match service {
+            None => Self::Absent,
+            Some(Err(_)) => Self::Unregistered,
+            Some(Ok(url)) => registry
+                .find(url.as_str())
+                .map_or(Self::Unregistered, |registered| {
+                    Self::Registered(url, registered)
+                }),
+        }
+    }
 }
 
 /// The `renew` and `gateway` flags (already read with [`crate::cas::is_flag_set`]).
@@ -113,6 +133,37 @@ mod tests {
 
     fn flags(renew: bool, gateway: bool) -> LoginFlags {
         LoginFlags { renew, gateway }
+    }
+
+    #[test]
+    fn services_resolve_against_the_registry() {
+        use crate::service::ServiceRegistry;
+        let svc = RegisteredService::new(
+            "a",
+            ServicePattern::Exact("https://a/".into()),
+            ServiceOrigin::Database,
+        );
+        let registry = ServiceRegistry::new(vec![svc], vec![]);
+        let (known, unknown, refused) = (
+            ServiceUrl::parse("https://a/"),
+            ServiceUrl::parse("https://b/"),
+            ServiceUrl::parse("https://x@a/"),
+        );
+        assert!(matches!(
+            RequestedService::resolve(&registry, None),
+            RequestedService::Absent
+        ));
+        assert!(
+            matches!(RequestedService::resolve(&registry, Some(&known)), RequestedService::Registered(_, s) if s.name == "a")
+        );
+        assert!(matches!(
+            RequestedService::resolve(&registry, Some(&unknown)),
+            RequestedService::Unregistered
+        ));
+        assert!(matches!(
+            RequestedService::resolve(&registry, Some(&refused)),
+            RequestedService::Unregistered
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod login;
 pub mod logout;
 pub mod proxy;
+pub mod rest;
 pub mod saml11;
 pub mod validate;
 pub mod xml;

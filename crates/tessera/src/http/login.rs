@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use tessera_protocol::cas::is_flag_set;
 use tessera_protocol::cas::login::{self, LoginFlags, LoginStep, RequestedService};
-use tessera_protocol::service::{ServiceRegistry, ServiceUrl, ServiceUrlError};
+use tessera_protocol::service::ServiceUrl;
 use tessera_protocol::session::SsoSession;
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId};
 use tessera_protocol::Timestamp;
@@ -30,20 +30,6 @@ use crate::web::templates::{ErrorPage, LoggedInPage, LoginPage, WarnPage};
 /// `GET` and `POST {base}/login`.
 pub fn router(app: &AppState) -> Router<AppState> {
     Router::new().route(&app.path("/login"), get(login_page).post(login_submit))
-}
-
-type ParsedService = Option<Result<ServiceUrl, ServiceUrlError>>;
-
-fn resolve<'a>(registry: &'a ServiceRegistry, service: &'a ParsedService) -> RequestedService<'a> {
-    match service {
-        None => RequestedService::Absent,
-        Some(Err(_)) => RequestedService::Unregistered,
-        Some(Ok(url)) => registry
-            .find(url.as_str())
-            .map_or(RequestedService::Unregistered, |registered| {
-                RequestedService::Registered(url, registered)
-            }),
-    }
 }
 
 /// What the login form shows.
@@ -76,7 +62,7 @@ async fn login_page(
     let current = sso::current_session(&app, &headers, now).await?;
     let registry = app.registry().await?;
     let service = params.non_empty("service").map(ServiceUrl::parse);
-    let requested = resolve(&registry, &service);
+    let requested = RequestedService::resolve(&registry, service.as_ref());
     let flags = LoginFlags {
         renew: is_flag_set(params.get("renew")),
         gateway: is_flag_set(params.get("gateway")),
@@ -136,7 +122,7 @@ async fn login_submit(
     let now = app.clock.now();
     let registry = app.registry().await?;
     let service = field("service").map(ServiceUrl::parse);
-    let requested = resolve(&registry, &service);
+    let requested = RequestedService::resolve(&registry, service.as_ref());
     if matches!(requested, RequestedService::Unregistered) {
         return unauthorized_service_page(&app, field("service"));
     }

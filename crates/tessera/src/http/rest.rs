@@ -20,6 +20,7 @@ use axum::routing::post;
 use axum::Router;
 use tessera_protocol::cas::is_flag_set;
 use tessera_protocol::cas::login::{self, LoginFlags, LoginStep, RequestedService};
+use tessera_protocol::cas::rest;
 use tessera_protocol::service::ServiceUrl;
 use tessera_protocol::session::SsoSession;
 use tessera_protocol::ticket::TicketGrantingTicketId;
@@ -73,13 +74,10 @@ async fn grant_ticket_granting_ticket(
     let now = app.clock.now();
     let registry = app.registry().await?;
     let service = form.non_empty("service").map(ServiceUrl::parse);
-    let registered = match &service {
-        None => None,
-        Some(Ok(url)) => match registry.find(url.as_str()) {
-            Some(registered) => Some(registered),
-            None => return Err(RestError::UnauthorizedService),
-        },
-        Some(Err(_)) => return Err(RestError::UnauthorizedService),
+    let registered = match RequestedService::resolve(&registry, service.as_ref()) {
+        RequestedService::Absent => None,
+        RequestedService::Registered(_, registered) => Some(registered),
+        RequestedService::Unregistered => return Err(RestError::UnauthorizedService),
     };
     let user = check_password(&app, username, password, peer.ip(), now).await?;
     if registered.is_some_and(|r| !r.allows(&user.attributes)) {
@@ -93,7 +91,7 @@ async fn grant_ticket_granting_ticket(
     let (content_type, text) = if wants_bare_id(&headers) {
         (TEXT, tgt.as_str().to_owned())
     } else {
-        (HTML, created_body(&location))
+        (HTML, rest::created_body(&location))
     };
     let mut response = body(StatusCode::CREATED, content_type, text);
     let location = HeaderValue::from_str(&location)
@@ -123,14 +121,12 @@ async fn grant_service_ticket(
         .await?
         .ok_or(RestError::UnknownTicket)?;
     let registry = app.registry().await?;
-    let Ok(url) = ServiceUrl::parse(raw_service) else {
-        return Err(RestError::UnauthorizedService);
-    };
-    let Some(registered) = registry.find(url.as_str()) else {
+    let service = Some(ServiceUrl::parse(raw_service));
+    let requested = RequestedService::resolve(&registry, service.as_ref());
+    let RequestedService::Registered(url, _) = requested else {
         tracing::warn!(service = raw_service, "rest: service not authorized");
         return Err(RestError::UnauthorizedService);
     };
-    let requested = RequestedService::Registered(&url, registered);
     let step = if renew {
         let username = form.get("username").unwrap_or("").trim();
         let password = form.non_empty("password").unwrap_or("");
@@ -149,7 +145,7 @@ async fn grant_service_ticket(
     match step {
         // The warn page is for browsers; a script asking for a ticket has already decided.
         LoginStep::IssueTicket | LoginStep::ConfirmWarning => {
-            let ticket = sso::issue_service_ticket(&app, &session, &url, renew, now).await?;
+            let ticket = sso::issue_service_ticket(&app, &session, url, renew, now).await?;
             Ok(body(StatusCode::OK, TEXT, ticket.as_str().to_owned()))
         }
         LoginStep::AccessDenied => {
@@ -228,27 +224,6 @@ fn wants_bare_id(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.to_ascii_lowercase().contains("application/json"))
-}
-
-/// Apereo's 201 body, byte for byte (protocol digest §1.8): some clients scrape the form's
-/// `action` for the TGT URL.
-fn created_body(location: &str) -> String {
-    let mut action = String::with_capacity(location.len());
-    for c in location.chars() {
-        match c {
-            '&' => action.push_str("&amp;"),
-            '"' => action.push_str("&quot;"),
-            '<' => action.push_str("&lt;"),
-            '>' => action.push_str("&gt;"),
-            c => action.push(c),
-        }
-    }
-    [
-        r#"<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN"><html><head><title>201 CREATED</title></head><body><h1>TGT Created</h1><form action=""#,
-        &action,
-        r#"" method="POST">Service:<input type="text" name="service" value=""><br><input type="submit" value="Submit"></form></body></html>"#,
-    ]
-    .concat()
 }
 
 /// `path` fit for a log line: a segment that starts like a TGT is cut to its first characters, as
@@ -366,18 +341,6 @@ impl IntoResponse for RestError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_created_body_is_apereos() {
-        assert_eq!(
-            created_body("https://sso.example.org/cas/v1/tickets/TGT-1-abc"),
-            "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\"><html><head><title>201 CREATED</title></head>\
-<body><h1>TGT Created</h1><form action=\"https://sso.example.org/cas/v1/tickets/TGT-1-abc\" method=\"POST\">\
-Service:<input type=\"text\" name=\"service\" value=\"\"><br><input type=\"submit\" value=\"Submit\"></form>\
-</body></html>"
-        );
-        assert!(created_body("https://h/a\"b&c").contains(r#"action="https://h/a&quot;b&amp;c""#));
-    }
 
     #[test]
     fn tgts_in_unmatched_paths_are_cut_short_for_the_log() {
