@@ -8,6 +8,7 @@
 
 pub mod attributes;
 pub mod cas;
+pub mod oidc;
 pub mod service;
 pub mod session;
 pub mod ticket;

@@ -274,6 +274,36 @@ pub enum AttributeRelease {
     Only(Vec<AttributeRule>),
 }
 
+impl AttributeRelease {
+    /// The attributes released under this policy, renamed; empty values and names that are not
+    /// valid XML names are left out (trap T18).
+    pub fn apply(&self, attributes: &Attributes) -> Attributes {
+        let keep = |values: &Vec<String>| -> Vec<String> {
+            values.iter().filter(|v| !v.is_empty()).cloned().collect()
+        };
+        let mut out = Attributes::new();
+        match self {
+            Self::Nothing => {}
+            Self::All => {
+                for (name, values) in attributes {
+                    if is_valid_attribute_name(name) {
+                        out.insert(name.clone(), keep(values));
+                    }
+                }
+            }
+            Self::Only(rules) => {
+                for rule in rules {
+                    if let Some(values) = attributes.get(&rule.from) {
+                        out.entry(rule.to.clone()).or_default().extend(keep(values));
+                    }
+                }
+            }
+        }
+        out.retain(|_, values| !values.is_empty());
+        out
+    }
+}
+
 /// An attribute value a user must have to enter a service.
 #[derive(Debug, Clone)]
 pub struct Requirement {
@@ -430,32 +460,9 @@ impl RegisteredService {
             .unwrap_or_else(|| username.to_owned())
     }
 
-    /// The attributes this service receives, renamed; empty values and names that are not valid XML
-    /// names are left out (trap T18).
+    /// The attributes this service receives, renamed (see [`AttributeRelease::apply`]).
     pub fn released(&self, attributes: &Attributes) -> Attributes {
-        let keep = |values: &Vec<String>| -> Vec<String> {
-            values.iter().filter(|v| !v.is_empty()).cloned().collect()
-        };
-        let mut out = Attributes::new();
-        match &self.release {
-            AttributeRelease::Nothing => {}
-            AttributeRelease::All => {
-                for (name, values) in attributes {
-                    if is_valid_attribute_name(name) {
-                        out.insert(name.clone(), keep(values));
-                    }
-                }
-            }
-            AttributeRelease::Only(rules) => {
-                for rule in rules {
-                    if let Some(values) = attributes.get(&rule.from) {
-                        out.entry(rule.to.clone()).or_default().extend(keep(values));
-                    }
-                }
-            }
-        }
-        out.retain(|_, values| !values.is_empty());
-        out
+        self.release.apply(attributes)
     }
 }
 

@@ -89,6 +89,30 @@ impl TicketKind for Login {
     const RANDOM_LEN: usize = 29;
 }
 
+/// OpenID Connect authorization code: `OC-` + 43 characters (≈ 256 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationCode {}
+impl TicketKind for AuthorizationCode {
+    const PREFIX: &'static str = "OC-";
+    const RANDOM_LEN: usize = 43;
+}
+
+/// OAuth access token (opaque): `AT-` + 43 characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessToken {}
+impl TicketKind for AccessToken {
+    const PREFIX: &'static str = "AT-";
+    const RANDOM_LEN: usize = 43;
+}
+
+/// OAuth refresh token (opaque): `RT-` + 60 characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshToken {}
+impl TicketKind for RefreshToken {
+    const PREFIX: &'static str = "RT-";
+    const RANDOM_LEN: usize = 60;
+}
+
 /// A ticket of kind `K`. Holds a syntactically valid value; says nothing about whether it is stored.
 pub struct Ticket<K> {
     value: String,
@@ -107,6 +131,12 @@ pub type ProxyGrantingTicketId = Ticket<ProxyGranting>;
 pub type PgtIou = Ticket<ProxyGrantingIou>;
 /// A login ticket (`LT-…`).
 pub type LoginTicketId = Ticket<Login>;
+/// An authorization code (`OC-…`).
+pub type AuthorizationCodeId = Ticket<AuthorizationCode>;
+/// An access token (`AT-…`).
+pub type AccessTokenId = Ticket<AccessToken>;
+/// A refresh token (`RT-…`).
+pub type RefreshTokenId = Ticket<RefreshToken>;
 
 impl<K: TicketKind> Ticket<K> {
     /// A fresh ticket from `rng`, which must be a cryptographic RNG seeded by the OS.
