@@ -23,6 +23,12 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An import found rows in the destination database, which it only ever fills when empty so
+    /// that nothing is merged by accident.
+    #[error(
+        "the destination database is not empty (it holds {0}); copy into a new, empty database"
+    )]
+    NotEmpty(String),
 }
 
 /// Shorthand for store results.

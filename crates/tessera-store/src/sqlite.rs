@@ -7,20 +7,32 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::SqlitePool;
 use tessera_protocol::cas::proxy::ProxyGrantingTicket;
 use tessera_protocol::cas::validate::ServiceTicket;
-use tessera_protocol::service::{
-    AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin,
-    ServicePattern, ServiceUrl,
-};
+use tessera_protocol::oidc::grant::{parse_scope, scope_string};
+use tessera_protocol::oidc::{AccessToken, AuthorizationCode, Grant, OidcClient, RefreshToken};
+use tessera_protocol::service::{RegisteredService, ServicePattern};
 use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::TicketKey;
 use tessera_protocol::{Attributes, Timestamp};
 
+use crate::oidc_rows::{
+    ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow, RefreshRow, CLIENT_COLUMNS,
+    CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
+};
+use crate::rows::{
+    conflict_as, ended_sessions, is_unique_violation, to_json, ts, FailureRow, PgtRow,
+    ServicePolicyColumns, ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow,
+    SessionRow, SloRow, UserRow, SESSION_COLUMNS, SLO_COLUMNS,
+};
+use crate::rows::{Cell, Table, MAX_BINDS};
+use crate::snapshot::{
+    count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
+};
 use crate::{
-    EndedSession, LoginFailures, ServiceAccess, SloDelivery, Store, StoreError, StoreResult,
-    UserRecord,
+    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SigningKeyRecord,
+    SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// A store in one SQLite database file.
@@ -69,233 +81,6 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 }
-
-fn ts(t: Timestamp) -> i64 {
-    t.unix_millis()
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
-#[derive(FromRow)]
-struct UserRow {
-    username: String,
-    password_hash: String,
-    attributes: String,
-}
-
-impl TryFrom<UserRow> for UserRecord {
-    type Error = StoreError;
-    fn try_from(r: UserRow) -> StoreResult<Self> {
-        Ok(Self {
-            attributes: from_json("user attributes", &r.attributes)?,
-            username: r.username,
-            password_hash: r.password_hash,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct ServiceRow {
-    name: String,
-    pattern_kind: String,
-    pattern: String,
-    enabled: bool,
-    release_mode: String,
-    release_rules: String,
-    username_attribute: Option<String>,
-    requirements: String,
-    sso: bool,
-    logout_url: Option<String>,
-    logout_type: String,
-    proxy_callback_kind: Option<String>,
-    proxy_callback: Option<String>,
-    proxy_target: bool,
-}
-
-impl TryFrom<ServiceRow> for RegisteredService {
-    type Error = StoreError;
-    fn try_from(r: ServiceRow) -> StoreResult<Self> {
-        let corrupt = |e: tessera_protocol::service::PatternError| {
-            StoreError::Corrupt(format!("service {}: {e}", r.name))
-        };
-        let pattern = ServicePattern::from_parts(&r.pattern_kind, &r.pattern).map_err(corrupt)?;
-        let rules: Vec<String> = from_json("release rules", &r.release_rules)?;
-        let release = match r.release_mode.as_str() {
-            "none" => AttributeRelease::Nothing,
-            "all" => AttributeRelease::All,
-            "only" => AttributeRelease::Only(
-                rules
-                    .iter()
-                    .map(|s| AttributeRule::parse(s))
-                    .collect::<Result<_, _>>()
-                    .map_err(corrupt)?,
-            ),
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "service {}: release mode {other}",
-                    r.name
-                )))
-            }
-        };
-        let requirements: Vec<String> = from_json("requirements", &r.requirements)?;
-        let mut service = RegisteredService::new(r.name.clone(), pattern, ServiceOrigin::Database);
-        service.enabled = r.enabled;
-        service.release = release;
-        service.username_attribute = r.username_attribute;
-        service.requirements = requirements
-            .iter()
-            .map(|s| Requirement::parse(s))
-            .collect::<Result<_, _>>()
-            .map_err(corrupt)?;
-        service.sso = r.sso;
-        service.logout_url = r.logout_url;
-        service.logout_type = LogoutType::parse(&r.logout_type).map_err(corrupt)?;
-        service.proxy_callback = match (&r.proxy_callback_kind, &r.proxy_callback) {
-            (Some(kind), Some(source)) => {
-                Some(ServicePattern::from_parts(kind, source).map_err(corrupt)?)
-            }
-            _ => None,
-        };
-        service.proxy_target = r.proxy_target;
-        Ok(service)
-    }
-}
-
-#[derive(FromRow)]
-struct SessionRow {
-    id: String,
-    tgt_key: String,
-    username: String,
-    attributes: String,
-    authenticated_at: i64,
-    last_used_at: i64,
-    long_term: bool,
-    warn: bool,
-}
-
-impl TryFrom<SessionRow> for SsoSession {
-    type Error = StoreError;
-    fn try_from(r: SessionRow) -> StoreResult<Self> {
-        Ok(Self {
-            id: SessionId::from_stored(r.id),
-            tgt: TicketKey::from_stored(r.tgt_key),
-            username: r.username,
-            attributes: from_json("session attributes", &r.attributes)?,
-            authenticated_at: Timestamp::from_unix_millis(r.authenticated_at),
-            last_used_at: Timestamp::from_unix_millis(r.last_used_at),
-            long_term: r.long_term,
-            warn: r.warn,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct ServiceTicketRow {
-    ticket_key: String,
-    service: String,
-    session_id: String,
-    username: String,
-    attributes: String,
-    from_new_login: bool,
-    long_term: bool,
-    authenticated_at: i64,
-    expires_at: i64,
-    proxies: String,
-}
-
-impl TryFrom<ServiceTicketRow> for ServiceTicket {
-    type Error = StoreError;
-    fn try_from(r: ServiceTicketRow) -> StoreResult<Self> {
-        Ok(Self {
-            key: TicketKey::from_stored(r.ticket_key),
-            service: ServiceUrl::parse(&r.service)
-                .map_err(|e| StoreError::Corrupt(format!("ticket service: {e}")))?,
-            session_id: SessionId::from_stored(r.session_id),
-            username: r.username,
-            attributes: from_json("ticket attributes", &r.attributes)?,
-            from_new_login: r.from_new_login,
-            long_term: r.long_term,
-            authenticated_at: Timestamp::from_unix_millis(r.authenticated_at),
-            expires_at: Timestamp::from_unix_millis(r.expires_at),
-            proxies: from_json("ticket proxies", &r.proxies)?,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct PgtRow {
-    ticket_key: String,
-    session_id: String,
-    username: String,
-    attributes: String,
-    authenticated_at: i64,
-    long_term: bool,
-    proxies: String,
-    expires_at: i64,
-}
-
-impl TryFrom<PgtRow> for ProxyGrantingTicket {
-    type Error = StoreError;
-    fn try_from(r: PgtRow) -> StoreResult<Self> {
-        Ok(Self {
-            key: TicketKey::from_stored(r.ticket_key),
-            session_id: SessionId::from_stored(r.session_id),
-            username: r.username,
-            attributes: from_json("pgt attributes", &r.attributes)?,
-            authenticated_at: Timestamp::from_unix_millis(r.authenticated_at),
-            long_term: r.long_term,
-            proxies: from_json("pgt proxies", &r.proxies)?,
-            expires_at: Timestamp::from_unix_millis(r.expires_at),
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct AccessRow {
-    service: String,
-    ticket: String,
-    validated_at: i64,
-}
-
-impl From<AccessRow> for ServiceAccess {
-    fn from(r: AccessRow) -> Self {
-        Self {
-            service: r.service,
-            ticket: r.ticket,
-            validated_at: Timestamp::from_unix_millis(r.validated_at),
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct FailureRow {
-    failures: i64,
-    first_at: i64,
-    last_at: i64,
-}
-
-impl From<FailureRow> for LoginFailures {
-    fn from(r: FailureRow) -> Self {
-        Self {
-            failures: u32::try_from(r.failures).unwrap_or(u32::MAX),
-            first_at: Timestamp::from_unix_millis(r.first_at),
-            last_at: Timestamp::from_unix_millis(r.last_at),
-        }
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-const SESSION_COLUMNS: &str =
-    "id, tgt_key, username, attributes, authenticated_at, last_used_at, long_term, warn";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -379,14 +164,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_service(&self, s: &RegisteredService) -> StoreResult<()> {
-        let (mode, rules): (&str, Vec<String>) = match &s.release {
-            AttributeRelease::Nothing => ("none", vec![]),
-            AttributeRelease::All => ("all", vec![]),
-            AttributeRelease::Only(rules) => {
-                ("only", rules.iter().map(ToString::to_string).collect())
-            }
-        };
-        let requirements: Vec<String> = s.requirements.iter().map(ToString::to_string).collect();
+        let policy = ServicePolicyColumns::of(s);
         sqlx::query(
             "INSERT INTO services (name, pattern_kind, pattern, enabled, release_mode, release_rules, \
              username_attribute, requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -395,10 +173,10 @@ impl Store for SqliteStore {
         .bind(s.pattern.kind())
         .bind(s.pattern.source())
         .bind(s.enabled)
-        .bind(mode)
-        .bind(to_json(&rules))
+        .bind(policy.release_mode)
+        .bind(&policy.release_rules)
         .bind(&s.username_attribute)
-        .bind(to_json(&requirements))
+        .bind(&policy.requirements)
         .bind(s.sso)
         .bind(&s.logout_url)
         .bind(s.logout_type.as_str())
@@ -646,11 +424,11 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<SloDelivery>> {
         // One statement: of two nodes claiming at once, each row goes to one of them.
-        sqlx::query_as::<_, SloRow>(
+        sqlx::query_as::<_, SloRow>(&format!(
             "UPDATE slo_queue SET claimed_until = ?1, attempts = attempts + 1 WHERE id IN \
              (SELECT id FROM slo_queue WHERE due_at <= ?2 AND claimed_until <= ?2 ORDER BY due_at, id LIMIT ?3) \
-             RETURNING id, session_id, username, service, ticket, created_at, attempts, last_error",
-        )
+             RETURNING {SLO_COLUMNS}",
+        ))
         .bind(ts(now.plus(lease)))
         .bind(ts(now))
         .bind(i64::from(limit))
@@ -682,13 +460,353 @@ impl Store for SqliteStore {
 
     async fn list_slo_deliveries(&self) -> StoreResult<Vec<SloDelivery>> {
         Ok(sqlx::query_as::<_, SloRow>(
-            "SELECT id, session_id, username, service, ticket, created_at, attempts, last_error FROM slo_queue ORDER BY id",
+            &format!("SELECT {SLO_COLUMNS} FROM slo_queue ORDER BY id",),
         )
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .map(Into::into)
         .collect())
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<OidcClient>> {
+        sqlx::query_as::<_, ClientRow>(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(OidcClient::try_from)
+        .collect()
+    }
+
+    async fn put_client(&self, c: &OidcClient) -> StoreResult<()> {
+        let cols = ClientColumns::of(c);
+        sqlx::query(&format!(
+            "INSERT INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(cols.secret_sha256)
+        .bind(cols.redirect_uris)
+        .bind(cols.post_logout_redirect_uris)
+        .bind(cols.scopes)
+        .bind(&c.backchannel_logout_uri)
+        .bind(c.signing_alg.as_str())
+        .bind(c.consent)
+        .bind(cols.release_mode)
+        .bind(cols.release_rules)
+        .bind(c.enabled)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_as(|| format!("client {}", c.id)))?;
+        Ok(())
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM oidc_clients WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for sql in [
+            "DELETE FROM oidc_grants WHERE client_id = ?",
+            "DELETE FROM oidc_codes WHERE client_id = ?",
+            "DELETE FROM oidc_consents WHERE client_id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
+             session_id, username, attributes, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(c.key.as_str())
+        .bind(&c.client_id)
+        .bind(&c.redirect_uri)
+        .bind(scope_string(&c.scope))
+        .bind(&c.nonce)
+        .bind(&c.code_challenge)
+        .bind(c.session_id.as_str())
+        .bind(&c.username)
+        .bind(to_json(&c.attributes))
+        .bind(ts(c.auth_time))
+        .bind(ts(c.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        key: &TicketKey,
+        grant_id: &str,
+    ) -> StoreResult<CodeRedemption> {
+        // The conditional update is the compare-and-set: of two redemptions, one binds the code.
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query_as::<_, CodeRow>(&format!(
+            "UPDATE oidc_codes SET grant_id = ? WHERE code_key = ? AND grant_id IS NULL RETURNING {CODE_COLUMNS}"
+        ))
+        .bind(grant_id)
+        .bind(key.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = if let Some(row) = fresh {
+            CodeRedemption::Redeemed(Box::new(row.try_into()?))
+        } else {
+            let earlier: Option<Option<String>> =
+                sqlx::query_scalar("SELECT grant_id FROM oidc_codes WHERE code_key = ?")
+                    .bind(key.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match earlier {
+                None => CodeRedemption::Unknown,
+                Some(earlier) => {
+                    if let Some(earlier) = earlier {
+                        sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
+                            .bind(earlier)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    CodeRedemption::Replayed
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn put_grant(
+        &self,
+        g: &Grant,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
+        let done = sqlx::query(
+            "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, auth_time, \
+             backchannel_logout_uri, created_at) SELECT ?, ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.username)
+        .bind(to_json(&g.attributes))
+        .bind(scope_string(&g.scope))
+        .bind(ts(g.auth_time))
+        .bind(&g.backchannel_logout_uri)
+        .bind(ts(g.created_at))
+        .bind(g.session_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_tokens(&mut tx, access, refresh).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
+        sqlx::query_as::<_, AccessRow>(&format!(
+            "SELECT t.token_key, t.scope, t.issued_at, t.expires_at, {GRANT_COLUMNS} \
+             FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id WHERE t.token_key = ?"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn get_refresh_token(
+        &self,
+        key: &TicketKey,
+    ) -> StoreResult<Option<(RefreshToken, Grant)>> {
+        sqlx::query_as::<_, RefreshRow>(&format!(
+            "SELECT t.token_key, t.expires_at, t.rotated_at, {GRANT_COLUMNS} \
+             FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id WHERE t.token_key = ?"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &TicketKey,
+        now: Timestamp,
+        access: &AccessToken,
+        refresh: &RefreshToken,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, ?) \
+             WHERE token_key = ? AND grant_id = ?",
+        )
+        .bind(ts(now))
+        .bind(old.as_str())
+        .bind(&refresh.grant_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_tokens(&mut tx, access, Some(refresh)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_access_token(&self, key: &TicketKey) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM oidc_access_tokens WHERE token_key = ?")
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_grant(&self, grant_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
+            .bind(grant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let scope: Option<String> = sqlx::query_scalar(
+            "SELECT scope FROM oidc_consents WHERE username = ? AND client_id = ?",
+        )
+        .bind(username)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(scope.as_deref().map(parse_scope))
+    }
+
+    async fn put_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+        scope: &[String],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO oidc_consents (username, client_id, scope, granted_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (username, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+        )
+        .bind(username)
+        .bind(client_id)
+        .bind(scope_string(scope))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        sqlx::query_as::<_, KeyRow>(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(SigningKeyRecord::try_from)
+        .collect()
+    }
+
+    async fn put_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE alg = ?2 AND (retired_at IS NULL OR retired_at > ?1)")
+            .bind(ts(k.active_from))
+            .bind(k.alg.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&k.kid)
+        .bind(k.alg.as_str())
+        .bind(&k.private_pem)
+        .bind(ts(k.created_at))
+        .bind(ts(k.active_from))
+        .bind(ts_opt(k.retired_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_as(|| format!("signing key {}", k.kid)))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_retired_signing_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?")
+            .bind(ts(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn get_or_put_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        let stored: String = sqlx::query_scalar(
+            "INSERT INTO settings (name, value) VALUES (?, ?) \
+             ON CONFLICT (name) DO UPDATE SET value = settings.value RETURNING value",
+        )
+        .bind(name)
+        .bind(value)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(stored)
+    }
+
+    async fn export_all(&self) -> StoreResult<Snapshot> {
+        // One read transaction: in WAL mode it sees every table as of its first read.
+        let mut tx = self.pool.begin().await?;
+        macro_rules! export_tables {
+            ($tx:ident; $($table:ident),*) => {
+                Snapshot { $($table: export_rows(&mut $tx).await?,)* }
+            };
+        }
+        let snapshot = snapshot_tables!(export_tables!(tx));
+        tx.commit().await?;
+        Ok(snapshot)
+    }
+
+    async fn import_all(&self, snapshot: &Snapshot) -> StoreResult<ImportCounts> {
+        let mut tx = self.pool.begin().await?;
+        let held: Vec<(String, i64)> = sqlx::query_as(&count_rows_sql())
+            .fetch_all(&mut *tx)
+            .await?;
+        refuse_unless_empty(&held)?;
+        macro_rules! import_tables {
+            ($tx:ident, $snapshot:ident; $($table:ident),*) => {
+                vec![$((stringify!($table), import_rows(&mut $tx, &$snapshot.$table).await?)),*]
+            };
+        }
+        let tables = snapshot_tables!(import_tables!(tx, snapshot));
+        tx.commit().await?;
+        Ok(ImportCounts { tables })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage {
+            connections: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        }
     }
 
     async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
@@ -707,6 +825,15 @@ impl Store for SqliteStore {
                 ts(now),
             ),
             ("DELETE FROM login_tickets WHERE expires_at <= ?", ts(now)),
+            ("DELETE FROM oidc_codes WHERE expires_at <= ?", ts(now)),
+            (
+                "DELETE FROM oidc_access_tokens WHERE expires_at <= ?",
+                ts(now),
+            ),
+            (
+                "DELETE FROM oidc_refresh_tokens WHERE expires_at <= ?",
+                ts(now),
+            ),
             (
                 "DELETE FROM login_failures WHERE last_at <= ?",
                 ts(now).saturating_sub(window_ms),
@@ -757,8 +884,9 @@ impl Ended<'_> {
     }
 }
 
-/// Ends the selected sessions inside `tx`: their services move to the single-logout queue (due
-/// `now`), their unvalidated tickets go with them (foreign key cascade), and they are returned.
+/// Ends the selected sessions inside `tx`: their services, and their OpenID Connect clients with a
+/// back-channel logout URI, move to the single-logout queue (due `now`), their grants (with their
+/// tokens) and unvalidated tickets go with them, and they are returned.
 /// The first statement writes, so SQLite takes the write lock before anything is read.
 async fn end_sessions(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -779,6 +907,30 @@ async fn end_sessions(
         )
         .fetch_all(&mut **tx)
         .await?;
+    // One back-channel logout per client of the session that registered a logout URI.
+    let queued_clients = format!(
+        "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at, client_id) \
+         SELECT g.session_id, s.username, MIN(g.backchannel_logout_uri), '', ?, ?, g.client_id \
+         FROM oidc_grants g JOIN sessions s ON s.id = g.session_id \
+         WHERE s.{cond} AND g.backchannel_logout_uri IS NOT NULL \
+         GROUP BY g.session_id, g.client_id RETURNING id"
+    );
+    which
+        .bind(
+            sqlx::query_as::<_, (i64,)>(&queued_clients)
+                .bind(ts(now))
+                .bind(ts(now)),
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+    let clients = format!(
+        "DELETE FROM oidc_grants WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
+         RETURNING session_id, client_id"
+    );
+    let clients: Vec<SessionClientRow> = which
+        .bind(sqlx::query_as(&clients))
+        .fetch_all(&mut **tx)
+        .await?;
     let accesses = format!(
         "DELETE FROM session_services WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
          RETURNING session_id, service, ticket, validated_at"
@@ -792,58 +944,73 @@ async fn end_sessions(
         .bind(sqlx::query_as(&sessions))
         .fetch_all(&mut **tx)
         .await?;
-    sessions
-        .into_iter()
-        .map(|row| {
-            let mut services: Vec<ServiceAccess> = accesses
-                .iter()
-                .filter(|a| a.session_id == row.id)
-                .map(|a| ServiceAccess {
-                    service: a.service.clone(),
-                    ticket: a.ticket.clone(),
-                    validated_at: Timestamp::from_unix_millis(a.validated_at),
-                })
-                .collect();
-            services.sort_by_key(|a| a.validated_at);
-            Ok(EndedSession {
-                session: row.try_into()?,
-                services,
-            })
-        })
-        .collect()
+    ended_sessions(sessions, &accesses, &clients)
 }
 
-#[derive(FromRow)]
-struct SessionAccessRow {
-    session_id: String,
-    service: String,
-    ticket: String,
-    validated_at: i64,
+/// Every row of table `T`, in primary-key order.
+async fn export_rows<T>(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> StoreResult<Vec<T>>
+where
+    T: Table + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as::<_, T>(&T::select_all())
+        .fetch_all(&mut **tx)
+        .await?)
 }
 
-#[derive(FromRow)]
-struct SloRow {
-    id: i64,
-    session_id: String,
-    username: String,
-    service: String,
-    ticket: String,
-    created_at: i64,
-    attempts: i64,
-    last_error: Option<String>,
-}
-
-impl From<SloRow> for SloDelivery {
-    fn from(r: SloRow) -> Self {
-        Self {
-            id: r.id,
-            session_id: SessionId::from_stored(r.session_id),
-            username: r.username,
-            service: r.service,
-            ticket: r.ticket,
-            created_at: Timestamp::from_unix_millis(r.created_at),
-            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
-            last_error: r.last_error,
-        }
+/// Inserts `rows` into table `T`, many per statement; returns how many were written.
+async fn import_rows<T: Table>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &[T],
+) -> StoreResult<u64> {
+    let Some(first) = rows.first() else {
+        return Ok(0);
+    };
+    let per_statement = (MAX_BINDS / first.cells().len().max(1)).max(1);
+    let mut written = 0;
+    for chunk in rows.chunks(per_statement) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(T::insert_into());
+        insert.push_values(chunk, |mut values, row| {
+            for cell in row.cells() {
+                match cell {
+                    Cell::Text(v) => values.push_bind(v),
+                    Cell::OptText(v) => values.push_bind(v),
+                    Cell::Int(v) => values.push_bind(v),
+                    Cell::OptInt(v) => values.push_bind(v),
+                    Cell::Bool(v) => values.push_bind(v),
+                };
+            }
+        });
+        written += insert.build().execute(&mut **tx).await?.rows_affected();
     }
+    Ok(written)
+}
+
+/// Saves the tokens of a grant inside `tx`.
+async fn insert_tokens(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    access: &AccessToken,
+    refresh: Option<&RefreshToken>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO oidc_access_tokens (token_key, grant_id, scope, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(access.key.as_str())
+    .bind(&access.grant_id)
+    .bind(scope_string(&access.scope))
+    .bind(ts(access.issued_at))
+    .bind(ts(access.expires_at))
+    .execute(&mut **tx)
+    .await?;
+    if let Some(r) = refresh {
+        sqlx::query(
+            "INSERT INTO oidc_refresh_tokens (token_key, grant_id, expires_at, rotated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(r.key.as_str())
+        .bind(&r.grant_id)
+        .bind(ts(r.expires_at))
+        .bind(ts_opt(r.rotated_at))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

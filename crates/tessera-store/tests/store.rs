@@ -4,7 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::{Connection, Executor};
 use tessera_protocol::cas::validate::ServiceTicket;
+use tessera_protocol::oidc::{
+    AccessToken, AuthorizationCode, ClientSecret, Grant, OidcClient, RefreshToken, SigningAlg,
+};
 use tessera_protocol::service::{
     AttributeRelease, AttributeRule, RegisteredService, Requirement, ServiceOrigin, ServicePattern,
     ServiceUrl,
@@ -12,7 +16,10 @@ use tessera_protocol::service::{
 use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId, TicketKey};
 use tessera_protocol::{Attributes, Timestamp};
-use tessera_store::{ServiceAccess, SqliteStore, Store, StoreError, UserRecord};
+use tessera_store::{
+    CodeRedemption, PostgresStore, ServiceAccess, SigningKeyRecord, SqliteStore, Store, StoreError,
+    UserRecord,
+};
 
 const T0: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
 
@@ -585,12 +592,520 @@ async fn proxy_granting_tickets_live_and_end_with_their_session(store: Arc<dyn S
     );
 }
 
+fn client(id: &str, backchannel_logout_uri: Option<&str>) -> OidcClient {
+    let mut c = OidcClient::new(
+        id,
+        ClientSecret::hash(&"s".repeat(40)),
+        ServiceOrigin::Database,
+    );
+    c.name = format!("The {id} app");
+    c.redirect_uris = vec![format!("https://{id}/cb")];
+    c.post_logout_redirect_uris = vec![format!("https://{id}/bye")];
+    c.scopes = vec!["openid".into(), "email".into()];
+    c.backchannel_logout_uri = backchannel_logout_uri.map(Into::into);
+    c.signing_alg = SigningAlg::Es256;
+    c.consent = true;
+    c.release = AttributeRelease::Only(vec![AttributeRule::parse("mail=email").unwrap()]);
+    c
+}
+
+fn code_for(s: &SsoSession, key: &str, client_id: &str) -> AuthorizationCode {
+    AuthorizationCode {
+        key: TicketKey::of(key),
+        client_id: client_id.into(),
+        redirect_uri: format!("https://{client_id}/cb"),
+        scope: vec!["openid".into(), "email".into()],
+        nonce: Some("n-0S6".into()),
+        code_challenge: None,
+        session_id: s.id.clone(),
+        username: s.username.clone(),
+        attributes: attrs(),
+        auth_time: T0,
+        expires_at: T0.plus(Duration::from_secs(60)),
+    }
+}
+
+/// A grant of `s` to `client_id` with an access token (expiring after `ttl`) and a refresh token.
+fn grant_for(
+    s: &SsoSession,
+    id: &str,
+    client_id: &str,
+    backchannel_logout_uri: Option<&str>,
+    ttl: Duration,
+) -> (Grant, AccessToken, RefreshToken) {
+    let grant = Grant {
+        id: id.into(),
+        client_id: client_id.into(),
+        session_id: s.id.clone(),
+        username: s.username.clone(),
+        attributes: attrs(),
+        scope: vec!["openid".into(), "email".into()],
+        auth_time: T0,
+        backchannel_logout_uri: backchannel_logout_uri.map(Into::into),
+        created_at: T0,
+    };
+    let access = AccessToken {
+        key: TicketKey::of(&format!("AT-{id}")),
+        grant_id: id.into(),
+        scope: vec!["openid".into()],
+        issued_at: T0,
+        expires_at: T0.plus(ttl),
+    };
+    let refresh = RefreshToken {
+        key: TicketKey::of(&format!("RT-{id}")),
+        grant_id: id.into(),
+        expires_at: T0.plus(ttl),
+        rotated_at: None,
+    };
+    (grant, access, refresh)
+}
+
+async fn oidc_clients_round_trip_and_ids_are_unique(store: Arc<dyn Store>) {
+    let c = client("app", Some("https://app/bcl"));
+    store.put_client(&c).await.unwrap();
+    assert!(matches!(
+        store.put_client(&c).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut public = OidcClient::new("native", ClientSecret::Public, ServiceOrigin::Database);
+    public.redirect_uris = vec!["http://127.0.0.1/cb".into()];
+    public.enabled = false;
+    store.put_client(&public).await.unwrap();
+    let listed = store.list_clients().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["app", "native"]
+    );
+    let got = &listed[0];
+    assert_eq!(
+        (
+            &got.name,
+            &got.redirect_uris,
+            &got.post_logout_redirect_uris,
+            &got.scopes,
+            &got.backchannel_logout_uri
+        ),
+        (
+            &c.name,
+            &c.redirect_uris,
+            &c.post_logout_redirect_uris,
+            &c.scopes,
+            &c.backchannel_logout_uri
+        )
+    );
+    assert!(got.secret.verify(&"s".repeat(40)) && !got.secret.verify("other"));
+    assert_eq!(
+        (got.signing_alg, got.consent, &got.release, got.enabled),
+        (SigningAlg::Es256, true, &c.release, true)
+    );
+    assert!(listed[1].secret.is_public() && !listed[1].enabled);
+
+    // Removing a client revokes its grants and forgets its consents.
+    let (_, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let (g, at, rt) = grant_for(&s, "g1", "app", None, Duration::from_secs(60));
+    assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
+    store
+        .put_consent("alice", "app", &g.scope, T0)
+        .await
+        .unwrap();
+    assert!(store.delete_client("app").await.unwrap());
+    assert!(!store.delete_client("app").await.unwrap());
+    assert_eq!(store.get_access_token(&at.key).await.unwrap(), None);
+    assert_eq!(store.get_refresh_token(&rt.key).await.unwrap(), None);
+    assert_eq!(store.get_consent("alice", "app").await.unwrap(), None);
+    assert_eq!(store.list_clients().await.unwrap().len(), 1);
+}
+
+async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
+    store: Arc<dyn Store>,
+) {
+    let (_, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let code = code_for(&s, "code-1", "app");
+    store.put_authorization_code(&code).await.unwrap();
+    match store
+        .redeem_authorization_code(&code.key, "g1")
+        .await
+        .unwrap()
+    {
+        CodeRedemption::Redeemed(got) => assert_eq!(*got, code),
+        other => panic!("first redemption: {other:?}"),
+    }
+    let (g, at, rt) = grant_for(&s, "g1", "app", None, Duration::from_secs(60));
+    assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
+    assert_eq!(
+        store.get_access_token(&at.key).await.unwrap(),
+        Some((at.clone(), g.clone()))
+    );
+    assert!(matches!(
+        store
+            .redeem_authorization_code(&code.key, "g2")
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed
+    ));
+    assert_eq!(
+        store.get_access_token(&at.key).await.unwrap(),
+        None,
+        "a replayed code revokes the grant made from it"
+    );
+    assert!(matches!(
+        store
+            .redeem_authorization_code(&TicketKey::of("nope"), "g3")
+            .await
+            .unwrap(),
+        CodeRedemption::Unknown
+    ));
+
+    // Concurrent redemptions (several nodes): exactly one gets the code.
+    for round in 0..5 {
+        let code = code_for(&s, &format!("code-race-{round}"), "app");
+        store.put_authorization_code(&code).await.unwrap();
+        let redeemers: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, key) = (store.clone(), code.key.clone());
+                tokio::spawn(async move {
+                    store
+                        .redeem_authorization_code(&key, &format!("g-{round}-{i}"))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut redeemed = 0;
+        for r in redeemers {
+            match r.await.unwrap() {
+                CodeRedemption::Redeemed(_) => redeemed += 1,
+                CodeRedemption::Replayed => {}
+                CodeRedemption::Unknown => panic!("the code exists"),
+            }
+        }
+        assert_eq!(redeemed, 1);
+    }
+}
+
+async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let (g, at, rt) = grant_for(
+        &s,
+        "g1",
+        "app",
+        Some("https://app/bcl"),
+        Duration::from_secs(60),
+    );
+    assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
+    assert_eq!(
+        store.get_refresh_token(&rt.key).await.unwrap(),
+        Some((rt.clone(), g.clone()))
+    );
+    // Rotation marks the old refresh token (keeping the first rotation time) and adds a new pair.
+    let later = T0.plus(Duration::from_secs(10));
+    let mut at2 = at.clone();
+    at2.key = TicketKey::of("AT-2");
+    let mut rt2 = rt.clone();
+    rt2.key = TicketKey::of("RT-2");
+    assert!(store
+        .rotate_refresh_token(&rt.key, later, &at2, &rt2)
+        .await
+        .unwrap());
+    let mut at3 = at.clone();
+    at3.key = TicketKey::of("AT-3");
+    let mut rt3 = rt.clone();
+    rt3.key = TicketKey::of("RT-3");
+    assert!(store
+        .rotate_refresh_token(&rt.key, later.plus(Duration::from_secs(5)), &at3, &rt3)
+        .await
+        .unwrap());
+    let (old, _) = store.get_refresh_token(&rt.key).await.unwrap().unwrap();
+    assert_eq!(old.rotated_at, Some(later));
+    assert!(store.get_refresh_token(&rt2.key).await.unwrap().is_some());
+    assert!(store.get_access_token(&at2.key).await.unwrap().is_some());
+    assert!(store.delete_access_token(&at2.key).await.unwrap());
+    assert!(!store.delete_access_token(&at2.key).await.unwrap());
+
+    // A second client without a back-channel logout URI, and a grant revoked on its own.
+    let (g2, at_b, _) = grant_for(&s, "g2", "quiet", None, Duration::from_secs(60));
+    assert!(store.put_grant(&g2, &at_b, None).await.unwrap());
+    let (g3, at_c, _) = grant_for(
+        &s,
+        "g3",
+        "gone",
+        Some("https://gone/bcl"),
+        Duration::from_secs(60),
+    );
+    assert!(store.put_grant(&g3, &at_c, None).await.unwrap());
+    assert!(store.delete_grant("g3").await.unwrap());
+    assert!(!store.delete_grant("g3").await.unwrap());
+    assert_eq!(store.get_access_token(&at_c.key).await.unwrap(), None);
+
+    let ended = store
+        .take_session(&tgt.key(), later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.clients, ["app", "quiet"]);
+    let queued = store.list_slo_deliveries().await.unwrap();
+    assert_eq!(
+        queued.len(),
+        1,
+        "only clients with a back-channel logout URI"
+    );
+    let d = &queued[0];
+    assert_eq!(
+        (
+            d.client_id.as_deref(),
+            d.service.as_str(),
+            d.ticket.as_str(),
+            d.username.as_str()
+        ),
+        (Some("app"), "https://app/bcl", "", "alice")
+    );
+    assert_eq!((d.session_id.clone(), d.created_at), (s.id.clone(), later));
+    for key in [&at.key, &at3.key, &at_b.key] {
+        assert_eq!(store.get_access_token(key).await.unwrap(), None);
+    }
+    assert_eq!(store.get_refresh_token(&rt3.key).await.unwrap(), None);
+    assert!(
+        !store
+            .rotate_refresh_token(&rt3.key, later, &at, &rt)
+            .await
+            .unwrap(),
+        "the grant is gone"
+    );
+    assert!(
+        !store.put_grant(&g, &at, Some(&rt)).await.unwrap(),
+        "no grant for an ended session"
+    );
+    assert_eq!(store.get_access_token(&at.key).await.unwrap(), None);
+}
+
+async fn consents_are_remembered_and_replaced(store: Arc<dyn Store>) {
+    assert_eq!(store.get_consent("alice", "app").await.unwrap(), None);
+    let scope = vec!["openid".to_owned(), "email".to_owned()];
+    store.put_consent("alice", "app", &scope, T0).await.unwrap();
+    assert_eq!(
+        store.get_consent("alice", "app").await.unwrap(),
+        Some(scope)
+    );
+    store
+        .put_consent("alice", "app", &["openid".to_owned()], T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_consent("alice", "app").await.unwrap(),
+        Some(vec!["openid".to_owned()])
+    );
+    assert_eq!(store.get_consent("bob", "app").await.unwrap(), None);
+}
+
+async fn signing_keys_retire_their_predecessors(store: Arc<dyn Store>) {
+    let key = |kid: &str, alg, at: u64| SigningKeyRecord {
+        kid: kid.into(),
+        alg,
+        private_pem: format!("-----BEGIN PRIVATE KEY-----{kid}"),
+        created_at: T0.plus(Duration::from_secs(at)),
+        active_from: T0.plus(Duration::from_secs(at + 10)),
+        retired_at: None,
+    };
+    let rsa1 = key("rsa1", SigningAlg::Rs256, 0);
+    let ec1 = key("ec1", SigningAlg::Es256, 1);
+    let rsa2 = key("rsa2", SigningAlg::Rs256, 100);
+    for k in [&rsa1, &ec1, &rsa2] {
+        store.put_signing_key(k).await.unwrap();
+    }
+    assert!(matches!(
+        store.put_signing_key(&rsa2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let keys = store.list_signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.kid.as_str(), k.retired_at))
+            .collect::<Vec<_>>(),
+        [
+            ("rsa1", Some(rsa2.active_from)),
+            ("ec1", None),
+            ("rsa2", None)
+        ]
+    );
+    assert_eq!(keys[2], rsa2);
+    assert_eq!(
+        store
+            .delete_retired_signing_keys(rsa2.active_from)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_retired_signing_keys(rsa2.active_from.plus(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.list_signing_keys().await.unwrap().len(), 2);
+
+    // Nodes rotating at once: one key of each algorithm stays unretired.
+    let rotations: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            let k = key(&format!("race{i}"), SigningAlg::Rs256, 200 + i);
+            tokio::spawn(async move { store.put_signing_key(&k).await.unwrap() })
+        })
+        .collect();
+    for r in rotations {
+        r.await.unwrap();
+    }
+    let live: Vec<_> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.retired_at.is_none())
+        .map(|k| k.alg)
+        .collect();
+    assert_eq!(live.len(), 2, "{live:?}");
+}
+
+async fn settings_keep_the_first_value_written(store: Arc<dyn Store>) {
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .get_or_put_setting("cookie_key", &format!("value-{i}"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for w in writers {
+        seen.push(w.await.unwrap());
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "every node sees the first writer's value");
+    assert_eq!(
+        store
+            .get_or_put_setting("cookie_key", "late")
+            .await
+            .unwrap(),
+        seen[0]
+    );
+}
+
+async fn expired_codes_and_tokens_are_swept(store: Arc<dyn Store>) {
+    let (_, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let code = code_for(&s, "code-1", "app");
+    store.put_authorization_code(&code).await.unwrap();
+    let (g, at, rt) = grant_for(&s, "g1", "app", None, Duration::from_secs(30));
+    assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
+    let (g2, at2, rt2) = grant_for(&s, "g2", "app", None, Duration::from_secs(600));
+    assert!(store.put_grant(&g2, &at2, Some(&rt2)).await.unwrap());
+    let swept = store
+        .delete_expired(T0.plus(Duration::from_secs(61)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(swept, 3, "the code, an access token and a refresh token");
+    assert!(matches!(
+        store
+            .redeem_authorization_code(&code.key, "g3")
+            .await
+            .unwrap(),
+        CodeRedemption::Unknown
+    ));
+    assert_eq!(store.get_access_token(&at.key).await.unwrap(), None);
+    assert_eq!(store.get_refresh_token(&rt.key).await.unwrap(), None);
+    assert!(store.get_access_token(&at2.key).await.unwrap().is_some());
+}
+
+async fn the_database_answers_and_its_pool_is_reported(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    let usage = store.pool_usage();
+    assert!(
+        usage.connections >= 1 && usage.idle <= usage.connections,
+        "{usage:?}"
+    );
+}
+
 async fn sqlite(dir: &tempfile::TempDir) -> Arc<dyn Store> {
     let url = format!("sqlite://{}/nested/tessera.db", dir.path().display());
     Arc::new(SqliteStore::connect(&url).await.unwrap())
 }
 
-macro_rules! sqlite_tests {
+/// A fresh, empty database on the PostgreSQL test server (named by `TESSERA_TEST_POSTGRES_URL`,
+/// which `scripts/postgres-test-server start` exports).
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    async fn create() -> Self {
+        let admin_url = std::env::var("TESSERA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "TESSERA_TEST_POSTGRES_URL is not set, and the PostgreSQL store tests need a server: \
+                 run scripts/test, or start a throwaway one with \
+                 `eval \"$(scripts/postgres-test-server start)\"` (and stop it with \
+                 `scripts/postgres-test-server stop`)"
+            )
+        });
+        let name = format!(
+            "tessera_test_{}_{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot reach the PostgreSQL test server at {admin_url}: {e}")
+            });
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        Self {
+            admin_url,
+            name,
+            url: url.into(),
+        }
+    }
+
+    async fn store(&self) -> Arc<dyn Store> {
+        Arc::new(PostgresStore::connect(&self.url).await.unwrap())
+    }
+
+    /// Drops the database, best-effort: the server is throwaway.
+    async fn drop(self) {
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = admin.execute(sql.as_str()).await;
+            let _ = admin.close().await;
+        }
+    }
+}
+
+/// Runs each suite function on a fresh store of every backend.
+macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
             $(
@@ -601,10 +1116,21 @@ macro_rules! sqlite_tests {
                 }
             )*
         }
+
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = super::PostgresDatabase::create().await;
+                    super::$name(db.store().await).await;
+                    db.drop().await;
+                }
+            )*
+        }
     };
 }
 
-sqlite_tests!(
+backend_tests!(
     service_tickets_are_taken_once,
     concurrent_takes_hand_a_ticket_to_exactly_one,
     sessions_live_are_touched_and_end_with_their_tickets,
@@ -618,7 +1144,130 @@ sqlite_tests!(
     expiry_and_user_removal_queue_single_logout_too,
     deliveries_are_claimed_once_leased_and_retried,
     proxy_granting_tickets_live_and_end_with_their_session,
+    oidc_clients_round_trip_and_ids_are_unique,
+    authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant,
+    grants_and_tokens_rotate_and_end_with_their_session,
+    consents_are_remembered_and_replaced,
+    signing_keys_retire_their_predecessors,
+    settings_keep_the_first_value_written,
+    expired_codes_and_tokens_are_swept,
+    the_database_answers_and_its_pool_is_reported,
 );
+
+/// Several nodes start at once on a new database: the migrator's advisory lock lets one migrate
+/// while the others wait, and all of them come up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_starting_together_migrate_once() {
+    let db = PostgresDatabase::create().await;
+    let nodes: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { PostgresStore::connect(&url).await })
+        })
+        .collect();
+    for node in nodes {
+        node.await.unwrap().unwrap();
+    }
+    db.drop().await;
+}
+
+/// Two stores on one database (two pools: two nodes) see each other's writes, hand a ticket to
+/// one taker, end a session once, and never claim the same logout delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_share_one_database() {
+    let db = PostgresDatabase::create().await;
+    let (a, b) = tokio::join!(
+        PostgresStore::connect(&db.url),
+        PostgresStore::connect(&db.url)
+    );
+    let (a, b): (Arc<dyn Store>, Arc<dyn Store>) = (Arc::new(a.unwrap()), Arc::new(b.unwrap()));
+
+    let (tgt, s) = new_session("alice");
+    a.put_session(&s, T0.plus(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    assert_eq!(b.get_session(&tgt.key()).await.unwrap(), Some(s.clone()));
+    let t = ticket_for(&s, "https://app/");
+    a.put_service_ticket(&t).await.unwrap();
+    assert_eq!(
+        b.take_service_ticket(&t.key).await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(a.take_service_ticket(&t.key).await.unwrap(), None);
+    assert_eq!(b.take_service_ticket(&t.key).await.unwrap(), None);
+
+    for i in 0..50 {
+        let access = ServiceAccess {
+            service: format!("https://app{i}/"),
+            ticket: format!("ST-{i}"),
+            validated_at: T0,
+        };
+        a.put_service_access(&s.id, &access).await.unwrap();
+    }
+    // Both nodes end the session at once: one ends it, and its logout is queued once.
+    let tgt_key = tgt.key();
+    let (ended_a, ended_b) = tokio::join!(
+        a.take_session(&tgt_key, T0),
+        b.take_session_by_id(&s.id, T0)
+    );
+    let (ended_a, ended_b) = (ended_a.unwrap(), ended_b.unwrap());
+    assert!(
+        ended_a.is_some() != ended_b.is_some(),
+        "exactly one node ends the session"
+    );
+    assert_eq!(ended_a.or(ended_b).unwrap().services.len(), 50);
+    assert_eq!(b.list_slo_deliveries().await.unwrap().len(), 50);
+
+    let lease = Duration::from_secs(30);
+    let claimers: Vec<_> = (0..10)
+        .map(|i| {
+            let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                loop {
+                    let claimed = node.claim_slo_deliveries(T0, lease, 3).await.unwrap();
+                    if claimed.is_empty() {
+                        return ids;
+                    }
+                    ids.extend(claimed.into_iter().map(|d| d.id));
+                }
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for claimer in claimers {
+        ids.extend(claimer.await.unwrap());
+    }
+    ids.sort_unstable();
+    let claimed = ids.len();
+    ids.dedup();
+    assert_eq!(
+        (claimed, ids.len()),
+        (50, 50),
+        "every delivery claimed, none twice"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn connect_picks_the_backend_by_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tessera.db", dir.path().display());
+    tessera_store::connect(&url).await.unwrap();
+    let db = PostgresDatabase::create().await;
+    let postgresql = db.url.replacen("postgres://", "postgresql://", 1);
+    tessera_store::connect(&postgresql).await.unwrap();
+    let err = tessera_store::connect("mysql://x").await.err().unwrap();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StoreError::BadUrl { .. })
+            && msg.contains("mysql://x")
+            && msg.contains("sqlite://")
+            && msg.contains("postgres://"),
+        "{msg}"
+    );
+    db.drop().await;
+}
 
 #[tokio::test]
 async fn a_committed_ticket_survives_reopening_the_database() {
@@ -641,4 +1290,383 @@ async fn a_committed_ticket_survives_reopening_the_database() {
 async fn bad_urls_are_named() {
     let err = SqliteStore::connect("mysql://x").await.unwrap_err();
     assert!(err.to_string().contains("mysql://x"), "{err}");
+    for url in ["mysql://x", "postgres://h:notaport/db"] {
+        let err = PostgresStore::connect(url).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::BadUrl { .. }) && err.to_string().contains(url),
+            "{err}"
+        );
+    }
+}
+
+// --- copying a deployment between databases (`tessera migrate`) -----------------------------
+
+/// What [`fill_with_one_of_everything`] stored, to look up after a copy.
+struct Filled {
+    user: UserRecord,
+    tgt: TicketKey,
+    session: SsoSession,
+    ticket: ServiceTicket,
+    pgt: tessera_protocol::cas::proxy::ProxyGrantingTicket,
+    login_ticket: TicketKey,
+    code: AuthorizationCode,
+    grant: Grant,
+    access: AccessToken,
+    refresh: RefreshToken,
+    salt: String,
+}
+
+/// Stores a row in every table: a user, a service, a client, a live session with an unvalidated
+/// ticket, a service it entered, a proxy-granting ticket, a code, a redeemed code, a grant with a
+/// rotated refresh token, a consent; a login ticket, login failures, a queued (once tried)
+/// single-logout delivery of an ended session, two signing keys (one retired) and the subject salt.
+async fn fill_with_one_of_everything(store: &Arc<dyn Store>) -> Filled {
+    use tessera_protocol::cas::proxy::ProxyGrantingTicket;
+    use tessera_protocol::ticket::ProxyGrantingTicketId;
+
+    let user = UserRecord {
+        username: "alice".into(),
+        password_hash: "$argon2id$v=19$m=256,t=1,p=1$c2FsdA$aGFzaA".into(),
+        attributes: attrs(),
+    };
+    store.put_user(&user, T0).await.unwrap();
+    let mut service = RegisteredService::new(
+        "app",
+        ServicePattern::regex(r"https://app\.org/.*").unwrap(),
+        ServiceOrigin::Database,
+    );
+    service.release = AttributeRelease::Only(vec![AttributeRule::parse("mail=email").unwrap()]);
+    service.requirements = vec![Requirement::parse("eduPersonAffiliation=staff").unwrap()];
+    service.logout_url = Some("https://app.org/slo".into());
+    service.proxy_callback = Some(ServicePattern::regex("https://app.org/pgt").unwrap());
+    store.put_service(&service).await.unwrap();
+    store
+        .put_client(&client("rp", Some("https://rp/bcl")))
+        .await
+        .unwrap();
+
+    let (tgt, session) = new_session("alice");
+    store
+        .put_session(&session, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let ticket = ticket_for(&session, "https://app.org/?a=b");
+    store.put_service_ticket(&ticket).await.unwrap();
+    let entered = ServiceAccess {
+        service: "https://app.org/".into(),
+        ticket: "ST-entered".into(),
+        validated_at: T0,
+    };
+    store
+        .put_service_access(&session.id, &entered)
+        .await
+        .unwrap();
+    let pgt = ProxyGrantingTicket {
+        key: ProxyGrantingTicketId::generate(&mut rng()).key(),
+        session_id: session.id.clone(),
+        username: "alice".into(),
+        attributes: attrs(),
+        authenticated_at: T0,
+        long_term: false,
+        proxies: vec!["https://app.org/pgt".into()],
+        expires_at: T0.plus(Duration::from_secs(60)),
+    };
+    store.put_proxy_granting_ticket(&pgt).await.unwrap();
+
+    let code = code_for(&session, "code-fresh", "rp");
+    store.put_authorization_code(&code).await.unwrap();
+    let redeemed = code_for(&session, "code-redeemed", "rp");
+    store.put_authorization_code(&redeemed).await.unwrap();
+    assert!(matches!(
+        store
+            .redeem_authorization_code(&redeemed.key, "g1")
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    let (grant, first_access, first_refresh) = grant_for(
+        &session,
+        "g1",
+        "rp",
+        Some("https://rp/bcl"),
+        Duration::from_secs(600),
+    );
+    assert!(store
+        .put_grant(&grant, &first_access, Some(&first_refresh))
+        .await
+        .unwrap());
+    let mut access = first_access.clone();
+    access.key = TicketKey::of("AT-rotated");
+    let mut refresh = first_refresh.clone();
+    refresh.key = TicketKey::of("RT-rotated");
+    assert!(store
+        .rotate_refresh_token(&first_refresh.key, T0, &access, &refresh)
+        .await
+        .unwrap());
+    store
+        .put_consent("alice", "rp", &grant.scope, T0)
+        .await
+        .unwrap();
+
+    let login_ticket = LoginTicketId::generate(&mut rng()).key();
+    store
+        .put_login_ticket(&login_ticket, T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    store
+        .record_login_failure("alice", T0, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    // Another session that entered a service ends: its logout is queued, tried once and failed.
+    let (ended_tgt, ended) = new_session("alice");
+    store
+        .put_session(&ended, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    store.put_service_access(&ended.id, &entered).await.unwrap();
+    store.take_session(&ended_tgt.key(), T0).await.unwrap();
+    let claimed = store
+        .claim_slo_deliveries(T0, Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    store
+        .retry_slo_delivery(claimed[0].id, T0.plus(Duration::from_secs(5)), "refused")
+        .await
+        .unwrap();
+
+    for (kid, at) in [("old", 0), ("new", 100)] {
+        store
+            .put_signing_key(&SigningKeyRecord {
+                kid: kid.into(),
+                alg: SigningAlg::Rs256,
+                private_pem: format!("-----BEGIN PRIVATE KEY-----{kid}"),
+                created_at: T0.plus(Duration::from_secs(at)),
+                active_from: T0.plus(Duration::from_secs(at)),
+                retired_at: None,
+            })
+            .await
+            .unwrap();
+    }
+    let salt = store
+        .get_or_put_setting("oidc.subject_salt", "the-salt")
+        .await
+        .unwrap();
+
+    Filled {
+        user,
+        tgt: tgt.key(),
+        session,
+        ticket,
+        pgt,
+        login_ticket,
+        code,
+        grant,
+        access,
+        refresh,
+        salt,
+    }
+}
+
+/// Fills `source`, copies it into the empty `destination`, and checks every row arrived and
+/// behaves there; then that a second copy into it is refused.
+async fn a_deployment_is_copied_whole(source: Arc<dyn Store>, destination: Arc<dyn Store>) {
+    let filled = fill_with_one_of_everything(&source).await;
+    let snapshot = source.export_all().await.unwrap();
+    for (table, rows) in snapshot.counts() {
+        assert!(rows >= 1, "{table} is empty in the source: {snapshot:?}");
+    }
+    let written = destination.import_all(&snapshot).await.unwrap();
+    assert_eq!(
+        written
+            .tables
+            .iter()
+            .map(|(t, n)| (*t, usize::try_from(*n).unwrap()))
+            .collect::<Vec<_>>(),
+        snapshot.counts()
+    );
+    let copied = destination.export_all().await.unwrap();
+    for ((table, _), same) in snapshot.counts().iter().zip([
+        copied.users == snapshot.users,
+        copied.services == snapshot.services,
+        copied.oidc_clients == snapshot.oidc_clients,
+        copied.sessions == snapshot.sessions,
+        copied.service_tickets == snapshot.service_tickets,
+        copied.session_services == snapshot.session_services,
+        copied.proxy_granting_tickets == snapshot.proxy_granting_tickets,
+        copied.login_tickets == snapshot.login_tickets,
+        copied.login_failures == snapshot.login_failures,
+        copied.slo_queue == snapshot.slo_queue,
+        copied.oidc_codes == snapshot.oidc_codes,
+        copied.oidc_grants == snapshot.oidc_grants,
+        copied.oidc_access_tokens == snapshot.oidc_access_tokens,
+        copied.oidc_refresh_tokens == snapshot.oidc_refresh_tokens,
+        copied.oidc_consents == snapshot.oidc_consents,
+        copied.signing_keys == snapshot.signing_keys,
+        copied.settings == snapshot.settings,
+    ]) {
+        assert!(same, "{table} differs after the copy");
+    }
+    assert!(copied == snapshot);
+
+    // Everything behaves as it did in the source.
+    let dst = &destination;
+    assert_eq!(dst.get_user("alice").await.unwrap(), Some(filled.user));
+    assert_eq!(
+        format!("{:?}", dst.list_services().await.unwrap()),
+        format!("{:?}", source.list_services().await.unwrap())
+    );
+    assert_eq!(
+        format!("{:?}", dst.list_clients().await.unwrap()),
+        format!("{:?}", source.list_clients().await.unwrap())
+    );
+    assert_eq!(
+        dst.get_session(&filled.tgt).await.unwrap(),
+        Some(filled.session.clone())
+    );
+    assert_eq!(
+        dst.take_service_ticket(&filled.ticket.key).await.unwrap(),
+        Some(filled.ticket.clone())
+    );
+    assert_eq!(
+        dst.take_service_ticket(&filled.ticket.key).await.unwrap(),
+        None,
+        "a copied ticket is taken once"
+    );
+    assert_eq!(
+        dst.get_proxy_granting_ticket(&filled.pgt.key)
+            .await
+            .unwrap(),
+        Some(filled.pgt)
+    );
+    assert!(dst
+        .take_login_ticket(&filled.login_ticket, T0)
+        .await
+        .unwrap());
+    assert_eq!(
+        dst.get_login_failures("alice").await.unwrap(),
+        source.get_login_failures("alice").await.unwrap()
+    );
+    let queued = dst.list_slo_deliveries().await.unwrap();
+    assert_eq!(queued, source.list_slo_deliveries().await.unwrap());
+    assert_eq!(
+        (
+            queued[0].service.as_str(),
+            queued[0].attempts,
+            queued[0].last_error.as_deref()
+        ),
+        ("https://app.org/", 1, Some("refused"))
+    );
+    assert!(
+        dst.claim_slo_deliveries(T0, Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the delivery is not due before its retry time"
+    );
+    assert_eq!(
+        dst.claim_slo_deliveries(T0.plus(Duration::from_secs(5)), Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    match dst
+        .redeem_authorization_code(&filled.code.key, "g2")
+        .await
+        .unwrap()
+    {
+        CodeRedemption::Redeemed(got) => assert_eq!(*got, filled.code),
+        other => panic!("the fresh code: {other:?}"),
+    }
+    assert_eq!(
+        dst.get_refresh_token(&filled.refresh.key).await.unwrap(),
+        Some((filled.refresh.clone(), filled.grant.clone()))
+    );
+    assert_eq!(
+        dst.get_access_token(&filled.access.key).await.unwrap(),
+        Some((filled.access.clone(), filled.grant.clone()))
+    );
+    assert_eq!(
+        dst.get_consent("alice", "rp").await.unwrap(),
+        Some(filled.grant.scope.clone())
+    );
+    assert_eq!(
+        dst.list_signing_keys().await.unwrap(),
+        source.list_signing_keys().await.unwrap()
+    );
+    assert_eq!(
+        dst.get_or_put_setting("oidc.subject_salt", "another-salt")
+            .await
+            .unwrap(),
+        filled.salt
+    );
+
+    // Ending the copied session queues its logout after the copied delivery (fresh queue ids).
+    let ended = dst
+        .take_session(&filled.tgt, T0.plus(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.clients, ["rp"]);
+    let ids: Vec<i64> = dst
+        .list_slo_deliveries()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids[1..].iter().all(|id| *id > ids[0]), "{ids:?}");
+
+    // A second copy into a database that holds data is refused, and writes nothing.
+    let before = dst.export_all().await.unwrap();
+    let err = dst.import_all(&snapshot).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotEmpty(_))
+            && err
+                .to_string()
+                .contains("the destination database is not empty"),
+        "{err}"
+    );
+    assert!(dst.export_all().await.unwrap() == before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deployment_is_copied_from_sqlite_to_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = PostgresDatabase::create().await;
+    a_deployment_is_copied_whole(sqlite(&dir).await, db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deployment_is_copied_from_postgres_to_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = PostgresDatabase::create().await;
+    a_deployment_is_copied_whole(db.store().await, sqlite(&dir).await).await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deployment_is_copied_from_sqlite_to_sqlite() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    a_deployment_is_copied_whole(sqlite(&a).await, sqlite(&b).await).await;
+}
+
+#[tokio::test]
+async fn an_empty_database_exports_an_empty_snapshot_and_any_row_refuses_an_import() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (source, destination) = (sqlite(&a).await, sqlite(&b).await);
+    let empty = source.export_all().await.unwrap();
+    assert!(empty.is_empty(), "{empty:?}");
+    assert_eq!(destination.import_all(&empty).await.unwrap().total(), 0);
+    // A server started once on the destination made keys and a salt: that is data too.
+    destination
+        .get_or_put_setting("oidc.subject_salt", "x")
+        .await
+        .unwrap();
+    let err = destination.import_all(&empty).await.unwrap_err();
+    assert!(err.to_string().contains("1 settings"), "{err}");
 }

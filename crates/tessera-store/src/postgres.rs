@@ -1,0 +1,1059 @@
+//! The PostgreSQL backend: one database shared by several Tessera nodes.
+//!
+//! Every method is one autocommitted statement or one transaction, so a committed ticket survives a
+//! crash of any node. Takes are `DELETE … RETURNING`, so of two nodes taking a ticket one gets it;
+//! the single-logout queue is claimed with `FOR UPDATE SKIP LOCKED`, so two nodes never claim the
+//! same delivery; ending sessions locks them first, so two nodes ending one session queue its
+//! logout once. Migrations run under sqlx's PostgreSQL advisory lock, so nodes starting together
+//! apply them once.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use tessera_protocol::cas::proxy::ProxyGrantingTicket;
+use tessera_protocol::cas::validate::ServiceTicket;
+use tessera_protocol::oidc::grant::{parse_scope, scope_string};
+use tessera_protocol::oidc::{AccessToken, AuthorizationCode, Grant, OidcClient, RefreshToken};
+use tessera_protocol::service::{RegisteredService, ServicePattern};
+use tessera_protocol::session::{SessionId, SsoSession};
+use tessera_protocol::ticket::TicketKey;
+use tessera_protocol::{Attributes, Timestamp};
+
+use crate::oidc_rows::{
+    ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow, RefreshRow, CLIENT_COLUMNS,
+    CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
+};
+use crate::rows::{
+    conflict_as, ended_sessions, millis, to_json, ts, FailureRow, PgtRow, ServicePolicyColumns,
+    ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow, SessionRow, SloRow, UserRow,
+    PGT_COLUMNS, SERVICE_COLUMNS, SERVICE_TICKET_COLUMNS, SESSION_COLUMNS, SLO_COLUMNS,
+};
+use crate::rows::{Cell, Table, MAX_BINDS};
+use crate::snapshot::{
+    count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
+};
+use crate::{
+    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SigningKeyRecord,
+    SloDelivery, Store, StoreError, StoreResult, UserRecord,
+};
+
+/// Connections one node keeps open at most.
+const MAX_CONNECTIONS: u32 = 10;
+/// How long a query waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A store in a PostgreSQL database, which several nodes may share.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or
+    /// `postgresql://…`, with libpq-style query parameters such as `sslmode`) and migrates it. The
+    /// database must exist; its tables are created on first start.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let bad = |reason: String| StoreError::BadUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        if !crate::is_postgres_url(url) {
+            return Err(bad("expected postgres://USER@HOST/DATABASE".to_owned()));
+        }
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| bad(e.to_string()))?
+            .application_name("tessera");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        // The migrator holds `pg_advisory_lock` (keyed by the database name) while it checks and
+        // applies migrations, so nodes starting at once wait for each other instead of racing.
+        if let Err(e) = sqlx::migrate!("./migrations/postgres").run(&pool).await {
+            // A failed run may leave the session lock on a pooled connection: close them all.
+            pool.close().await;
+            return Err(e.into());
+        }
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT username, password_hash, attributes FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(UserRecord::try_from)
+        .transpose()
+    }
+
+    async fn put_user(&self, user: &UserRecord, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (username, password_hash, attributes, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(to_json(&user.attributes))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_as(|| format!("user {}", user.username)))?;
+        Ok(())
+    }
+
+    async fn put_password_hash(&self, username: &str, password_hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+            .bind(password_hash)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_user_attributes(
+        &self,
+        username: &str,
+        attributes: &Attributes,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE users SET attributes = $1 WHERE username = $2")
+            .bind(to_json(attributes))
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user(&self, username: &str, now: Timestamp) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        end_sessions(&mut tx, Ended::OfUser(username), now).await?;
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT username, password_hash, attributes FROM users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(UserRecord::try_from)
+        .collect()
+    }
+
+    async fn list_services(&self) -> StoreResult<Vec<RegisteredService>> {
+        sqlx::query_as::<_, ServiceRow>(&format!(
+            "SELECT {SERVICE_COLUMNS} FROM services ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(RegisteredService::try_from)
+        .collect()
+    }
+
+    async fn put_service(&self, s: &RegisteredService) -> StoreResult<()> {
+        let policy = ServicePolicyColumns::of(s);
+        sqlx::query(&format!(
+            "INSERT INTO services ({SERVICE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(&s.name)
+        .bind(s.pattern.kind())
+        .bind(s.pattern.source())
+        .bind(s.enabled)
+        .bind(policy.release_mode)
+        .bind(&policy.release_rules)
+        .bind(&s.username_attribute)
+        .bind(&policy.requirements)
+        .bind(s.sso)
+        .bind(&s.logout_url)
+        .bind(s.logout_type.as_str())
+        .bind(s.proxy_callback.as_ref().map(ServicePattern::kind))
+        .bind(s.proxy_callback.as_ref().map(ServicePattern::source))
+        .bind(s.proxy_target)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_as(|| format!("service {}", s.name)))?;
+        Ok(())
+    }
+
+    async fn delete_service(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM services WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_session(&self, s: &SsoSession, expires_at: Timestamp) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(s.id.as_str())
+        .bind(s.tgt.as_str())
+        .bind(&s.username)
+        .bind(to_json(&s.attributes))
+        .bind(ts(s.authenticated_at))
+        .bind(ts(s.last_used_at))
+        .bind(s.long_term)
+        .bind(s.warn)
+        .bind(ts(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, tgt: &TicketKey) -> StoreResult<Option<SsoSession>> {
+        sqlx::query_as::<_, SessionRow>(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE tgt_key = $1"
+        ))
+        .bind(tgt.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(SsoSession::try_from)
+        .transpose()
+    }
+
+    async fn touch_session(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3")
+            .bind(ts(now))
+            .bind(ts(expires_at))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_session(
+        &self,
+        tgt: &TicketKey,
+        now: Timestamp,
+    ) -> StoreResult<Option<EndedSession>> {
+        let mut tx = self.pool.begin().await?;
+        let ended = end_sessions(&mut tx, Ended::Tgt(tgt.as_str()), now).await?;
+        tx.commit().await?;
+        Ok(ended.into_iter().next())
+    }
+
+    async fn take_session_by_id(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> StoreResult<Option<EndedSession>> {
+        let mut tx = self.pool.begin().await?;
+        let ended = end_sessions(&mut tx, Ended::Id(id.as_str()), now).await?;
+        tx.commit().await?;
+        Ok(ended.into_iter().next())
+    }
+
+    async fn list_sessions(&self, username: Option<&str>) -> StoreResult<Vec<SsoSession>> {
+        sqlx::query_as::<_, SessionRow>(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE ($1::TEXT IS NULL OR username = $1) \
+             ORDER BY authenticated_at"
+        ))
+        .bind(username)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(SsoSession::try_from)
+        .collect()
+    }
+
+    async fn put_service_ticket(&self, t: &ServiceTicket) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO service_tickets ({SERVICE_TICKET_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(t.key.as_str())
+        .bind(t.service.as_str())
+        .bind(t.session_id.as_str())
+        .bind(&t.username)
+        .bind(to_json(&t.attributes))
+        .bind(t.from_new_login)
+        .bind(t.long_term)
+        .bind(ts(t.authenticated_at))
+        .bind(ts(t.expires_at))
+        .bind(to_json(&t.proxies))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
+        sqlx::query_as::<_, ServiceTicketRow>(&format!(
+            "DELETE FROM service_tickets WHERE ticket_key = $1 RETURNING {SERVICE_TICKET_COLUMNS}"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ServiceTicket::try_from)
+        .transpose()
+    }
+
+    async fn put_service_access(&self, session: &SessionId, a: &ServiceAccess) -> StoreResult<()> {
+        // INSERT … SELECT: nothing is written for a session that has ended meanwhile. FOR KEY SHARE
+        // orders this write with a concurrent end of the session (which locks it FOR UPDATE) and
+        // lets touch_session through: either this row is in place before the session ends, and
+        // is queued for logout, or the session is found gone.
+        sqlx::query(
+            "INSERT INTO session_services (session_id, service, ticket, validated_at) \
+             SELECT id, $1, $2, $3 FROM sessions WHERE id = $4 FOR KEY SHARE \
+             ON CONFLICT (session_id, service) DO UPDATE \
+             SET ticket = excluded.ticket, validated_at = excluded.validated_at",
+        )
+        .bind(&a.service)
+        .bind(&a.ticket)
+        .bind(ts(a.validated_at))
+        .bind(session.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn put_proxy_granting_ticket(&self, p: &ProxyGrantingTicket) -> StoreResult<()> {
+        // As put_service_access: a session ended meanwhile saves nothing (rather than failing
+        // the foreign key check).
+        sqlx::query(&format!(
+            "INSERT INTO proxy_granting_tickets ({PGT_COLUMNS}) \
+             SELECT $1, id, $2, $3, $4, $5, $6, $7 FROM sessions WHERE id = $8 FOR KEY SHARE"
+        ))
+        .bind(p.key.as_str())
+        .bind(&p.username)
+        .bind(to_json(&p.attributes))
+        .bind(ts(p.authenticated_at))
+        .bind(p.long_term)
+        .bind(to_json(&p.proxies))
+        .bind(ts(p.expires_at))
+        .bind(p.session_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_proxy_granting_ticket(
+        &self,
+        key: &TicketKey,
+    ) -> StoreResult<Option<ProxyGrantingTicket>> {
+        sqlx::query_as::<_, PgtRow>(&format!(
+            "SELECT {PGT_COLUMNS} FROM proxy_granting_tickets WHERE ticket_key = $1"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ProxyGrantingTicket::try_from)
+        .transpose()
+    }
+
+    async fn put_login_ticket(&self, key: &TicketKey, expires_at: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO login_tickets (ticket_key, expires_at) VALUES ($1, $2)")
+            .bind(key.as_str())
+            .bind(ts(expires_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_login_ticket(&self, key: &TicketKey, now: Timestamp) -> StoreResult<bool> {
+        let expires_at: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM login_tickets WHERE ticket_key = $1 RETURNING expires_at",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(expires_at.is_some_and(|e| e > ts(now)))
+    }
+
+    async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
+        Ok(sqlx::query_as::<_, FailureRow>(
+            "SELECT failures, first_at, last_at FROM login_failures WHERE throttle_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Into::into))
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window: Duration,
+    ) -> StoreResult<LoginFailures> {
+        let row = sqlx::query_as::<_, FailureRow>(
+            "INSERT INTO login_failures AS f (throttle_key, failures, first_at, last_at) \
+             VALUES ($1, 1, $2, $2) \
+             ON CONFLICT (throttle_key) DO UPDATE SET \
+               failures = CASE WHEN $2 - f.last_at > $3 THEN 1 ELSE f.failures + 1 END, \
+               first_at = CASE WHEN $2 - f.last_at > $3 THEN $2 ELSE f.first_at END, \
+               last_at = $2 \
+             RETURNING failures, first_at, last_at",
+        )
+        .bind(key)
+        .bind(ts(now))
+        .bind(millis(window))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    async fn delete_login_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE throttle_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_slo_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<SloDelivery>> {
+        // SKIP LOCKED: rows another node is claiming right now are passed over rather than waited
+        // for, and a row it has claimed is re-checked against `claimed_until` once its claim
+        // commits, so each row goes to one node.
+        Ok(sqlx::query_as::<_, SloRow>(&format!(
+            "WITH claimed AS ( \
+               UPDATE slo_queue SET claimed_until = $1, attempts = attempts + 1 WHERE id IN \
+                 (SELECT id FROM slo_queue WHERE due_at <= $2 AND claimed_until <= $2 \
+                  ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+               RETURNING {SLO_COLUMNS}) \
+             SELECT {SLO_COLUMNS} FROM claimed ORDER BY id"
+        ))
+        .bind(ts(now.plus(lease)))
+        .bind(ts(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+    }
+
+    async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM slo_queue WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_slo_delivery(&self, id: i64, due_at: Timestamp, error: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE slo_queue SET due_at = $1, claimed_until = 0, last_error = $2 WHERE id = $3",
+        )
+        .bind(ts(due_at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_slo_deliveries(&self) -> StoreResult<Vec<SloDelivery>> {
+        Ok(
+            sqlx::query_as::<_, SloRow>(&format!(
+                "SELECT {SLO_COLUMNS} FROM slo_queue ORDER BY id"
+            ))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        )
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<OidcClient>> {
+        sqlx::query_as::<_, ClientRow>(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(OidcClient::try_from)
+        .collect()
+    }
+
+    async fn put_client(&self, c: &OidcClient) -> StoreResult<()> {
+        let cols = ClientColumns::of(c);
+        sqlx::query(&format!(
+            "INSERT INTO oidc_clients ({CLIENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(cols.secret_sha256)
+        .bind(cols.redirect_uris)
+        .bind(cols.post_logout_redirect_uris)
+        .bind(cols.scopes)
+        .bind(&c.backchannel_logout_uri)
+        .bind(c.signing_alg.as_str())
+        .bind(c.consent)
+        .bind(cols.release_mode)
+        .bind(cols.release_rules)
+        .bind(c.enabled)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_as(|| format!("client {}", c.id)))?;
+        Ok(())
+    }
+
+    async fn delete_client(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM oidc_clients WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for sql in [
+            "DELETE FROM oidc_grants WHERE client_id = $1",
+            "DELETE FROM oidc_codes WHERE client_id = $1",
+            "DELETE FROM oidc_consents WHERE client_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
+             session_id, username, attributes, auth_time, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(c.key.as_str())
+        .bind(&c.client_id)
+        .bind(&c.redirect_uri)
+        .bind(scope_string(&c.scope))
+        .bind(&c.nonce)
+        .bind(&c.code_challenge)
+        .bind(c.session_id.as_str())
+        .bind(&c.username)
+        .bind(to_json(&c.attributes))
+        .bind(ts(c.auth_time))
+        .bind(ts(c.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        key: &TicketKey,
+        grant_id: &str,
+    ) -> StoreResult<CodeRedemption> {
+        // The conditional update is the compare-and-set: of two redemptions, the second waits for
+        // the first's row lock, then finds `grant_id` set and falls through to the replay branch.
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query_as::<_, CodeRow>(&format!(
+            "UPDATE oidc_codes SET grant_id = $1 WHERE code_key = $2 AND grant_id IS NULL \
+             RETURNING {CODE_COLUMNS}"
+        ))
+        .bind(grant_id)
+        .bind(key.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = if let Some(row) = fresh {
+            CodeRedemption::Redeemed(Box::new(row.try_into()?))
+        } else {
+            let earlier: Option<Option<String>> =
+                sqlx::query_scalar("SELECT grant_id FROM oidc_codes WHERE code_key = $1")
+                    .bind(key.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match earlier {
+                None => CodeRedemption::Unknown,
+                Some(earlier) => {
+                    if let Some(earlier) = earlier {
+                        sqlx::query("DELETE FROM oidc_grants WHERE id = $1")
+                            .bind(earlier)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    CodeRedemption::Replayed
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn put_grant(
+        &self,
+        g: &Grant,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // INSERT … SELECT … FOR KEY SHARE: nothing is written for a session that has ended
+        // meanwhile, and the session cannot end before this commits (see put_service_access).
+        let done = sqlx::query(
+            "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, \
+             auth_time, backchannel_logout_uri, created_at) \
+             SELECT $1, $2, id, $3, $4, $5, $6, $7, $8 FROM sessions WHERE id = $9 FOR KEY SHARE",
+        )
+        .bind(&g.id)
+        .bind(&g.client_id)
+        .bind(&g.username)
+        .bind(to_json(&g.attributes))
+        .bind(scope_string(&g.scope))
+        .bind(ts(g.auth_time))
+        .bind(&g.backchannel_logout_uri)
+        .bind(ts(g.created_at))
+        .bind(g.session_id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_tokens(&mut tx, access, refresh).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
+        sqlx::query_as::<_, AccessRow>(&format!(
+            "SELECT t.token_key, t.scope, t.issued_at, t.expires_at, {GRANT_COLUMNS} \
+             FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
+             WHERE t.token_key = $1"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn get_refresh_token(
+        &self,
+        key: &TicketKey,
+    ) -> StoreResult<Option<(RefreshToken, Grant)>> {
+        sqlx::query_as::<_, RefreshRow>(&format!(
+            "SELECT t.token_key, t.expires_at, t.rotated_at, {GRANT_COLUMNS} \
+             FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
+             WHERE t.token_key = $1"
+        ))
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(TryInto::try_into)
+        .transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &TicketKey,
+        now: Timestamp,
+        access: &AccessToken,
+        refresh: &RefreshToken,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Hold the grant first (as the new tokens' foreign keys would), so a concurrent revocation
+        // either happens before (and this finds nothing) or waits for this to commit, never
+        // deadlocking against it.
+        let grant: Option<String> =
+            sqlx::query_scalar("SELECT id FROM oidc_grants WHERE id = $1 FOR KEY SHARE")
+                .bind(&refresh.grant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if grant.is_none() {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, $1) \
+             WHERE token_key = $2 AND grant_id = $3",
+        )
+        .bind(ts(now))
+        .bind(old.as_str())
+        .bind(&refresh.grant_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_tokens(&mut tx, access, Some(refresh)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn delete_access_token(&self, key: &TicketKey) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM oidc_access_tokens WHERE token_key = $1")
+            .bind(key.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_grant(&self, grant_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM oidc_grants WHERE id = $1")
+            .bind(grant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> StoreResult<Option<Vec<String>>> {
+        let scope: Option<String> = sqlx::query_scalar(
+            "SELECT scope FROM oidc_consents WHERE username = $1 AND client_id = $2",
+        )
+        .bind(username)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(scope.as_deref().map(parse_scope))
+    }
+
+    async fn put_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+        scope: &[String],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO oidc_consents (username, client_id, scope, granted_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (username, client_id) DO UPDATE \
+             SET scope = excluded.scope, granted_at = excluded.granted_at",
+        )
+        .bind(username)
+        .bind(client_id)
+        .bind(scope_string(scope))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        sqlx::query_as::<_, KeyRow>(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(SigningKeyRecord::try_from)
+        .collect()
+    }
+
+    async fn put_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        // Two nodes rotating at once would each retire only the keys they saw and both leave
+        // theirs unretired; this lock (which readers ignore) makes them take turns, as SQLite's
+        // single writer does.
+        sqlx::query("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND (retired_at IS NULL OR retired_at > $1)",
+        )
+        .bind(ts(k.active_from))
+        .bind(k.alg.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&k.kid)
+        .bind(k.alg.as_str())
+        .bind(&k.private_pem)
+        .bind(ts(k.created_at))
+        .bind(ts(k.active_from))
+        .bind(ts_opt(k.retired_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_as(|| format!("signing key {}", k.kid)))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_retired_signing_keys(&self, before: Timestamp) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1")
+            .bind(ts(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn get_or_put_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        // Of two nodes racing, the second waits for the first's insert and then keeps its value.
+        let stored: String = sqlx::query_scalar(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = settings.value RETURNING value",
+        )
+        .bind(name)
+        .bind(value)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(stored)
+    }
+
+    async fn export_all(&self) -> StoreResult<Snapshot> {
+        // One snapshot for every table, whatever other nodes write meanwhile.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        macro_rules! export_tables {
+            ($tx:ident; $($table:ident),*) => {
+                Snapshot { $($table: export_rows(&mut $tx).await?,)* }
+            };
+        }
+        let snapshot = snapshot_tables!(export_tables!(tx));
+        tx.commit().await?;
+        Ok(snapshot)
+    }
+
+    async fn import_all(&self, snapshot: &Snapshot) -> StoreResult<ImportCounts> {
+        let mut tx = self.pool.begin().await?;
+        let held: Vec<(String, i64)> = sqlx::query_as(&count_rows_sql())
+            .fetch_all(&mut *tx)
+            .await?;
+        refuse_unless_empty(&held)?;
+        macro_rules! import_tables {
+            ($tx:ident, $snapshot:ident; $($table:ident),*) => {
+                vec![$((stringify!($table), import_rows(&mut $tx, &$snapshot.$table).await?)),*]
+            };
+        }
+        let tables = snapshot_tables!(import_tables!(tx, snapshot));
+        // The queue kept its ids: the next one comes after them.
+        sqlx::query(
+            "SELECT setval(pg_get_serial_sequence('slo_queue', 'id'), COALESCE(MAX(id), 0) + 1, false) \
+             FROM slo_queue",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ImportCounts { tables })
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn pool_usage(&self) -> PoolUsage {
+        PoolUsage {
+            connections: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        }
+    }
+
+    async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = u64::try_from(
+            end_sessions(&mut tx, Ended::ExpiredBy(ts(now)), now)
+                .await?
+                .len(),
+        )
+        .unwrap_or(u64::MAX);
+        for (sql, cutoff) in [
+            (
+                "DELETE FROM service_tickets WHERE expires_at <= $1",
+                ts(now),
+            ),
+            (
+                "DELETE FROM proxy_granting_tickets WHERE expires_at <= $1",
+                ts(now),
+            ),
+            ("DELETE FROM login_tickets WHERE expires_at <= $1", ts(now)),
+            ("DELETE FROM oidc_codes WHERE expires_at <= $1", ts(now)),
+            (
+                "DELETE FROM oidc_access_tokens WHERE expires_at <= $1",
+                ts(now),
+            ),
+            (
+                "DELETE FROM oidc_refresh_tokens WHERE expires_at <= $1",
+                ts(now),
+            ),
+            (
+                "DELETE FROM login_failures WHERE last_at <= $1",
+                ts(now).saturating_sub(millis(failure_window)),
+            ),
+        ] {
+            n += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+/// Which sessions [`end_sessions`] ends.
+#[derive(Clone, Copy)]
+enum Ended<'a> {
+    Tgt(&'a str),
+    Id(&'a str),
+    OfUser(&'a str),
+    ExpiredBy(i64),
+}
+
+/// Ends the selected sessions inside `tx`: their services move to the single-logout queue (due
+/// `now`), their unvalidated tickets and proxy-granting tickets go with them (foreign key
+/// cascade), and they are returned.
+///
+/// The sessions are locked first (in id order, so two transactions ending overlapping sets cannot
+/// deadlock), and every later statement is confined to the locked ids: of two nodes ending the
+/// same session, the second waits for the first and then finds it gone, so its logout is queued
+/// once.
+async fn end_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    which: Ended<'_>,
+    now: Timestamp,
+) -> StoreResult<Vec<EndedSession>> {
+    let lock = |cond: &str| format!("SELECT id FROM sessions WHERE {cond} ORDER BY id FOR UPDATE");
+    let query = match which {
+        Ended::Tgt(_) => lock("tgt_key = $1"),
+        Ended::Id(_) => lock("id = $1"),
+        Ended::OfUser(_) => lock("username = $1"),
+        Ended::ExpiredBy(_) => lock("expires_at <= $1"),
+    };
+    let query = sqlx::query_scalar::<_, String>(&query);
+    let query = match which {
+        Ended::Tgt(v) | Ended::Id(v) | Ended::OfUser(v) => query.bind(v),
+        Ended::ExpiredBy(t) => query.bind(t),
+    };
+    let ids: Vec<String> = query.fetch_all(&mut **tx).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(
+        "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at) \
+         SELECT ss.session_id, s.username, ss.service, ss.ticket, $2, $2 \
+         FROM session_services ss JOIN sessions s ON s.id = ss.session_id \
+         WHERE s.id = ANY($1) ORDER BY ss.session_id, ss.validated_at, ss.service",
+    )
+    .bind(&ids)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    // One back-channel logout per client of the session that registered a logout URI.
+    sqlx::query(
+        "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at, client_id) \
+         SELECT g.session_id, s.username, MIN(g.backchannel_logout_uri), '', $2, $2, g.client_id \
+         FROM oidc_grants g JOIN sessions s ON s.id = g.session_id \
+         WHERE s.id = ANY($1) AND g.backchannel_logout_uri IS NOT NULL \
+         GROUP BY g.session_id, s.username, g.client_id ORDER BY g.session_id, g.client_id",
+    )
+    .bind(&ids)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    let clients: Vec<SessionClientRow> = sqlx::query_as(
+        "DELETE FROM oidc_grants WHERE session_id = ANY($1) RETURNING session_id, client_id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let accesses: Vec<SessionAccessRow> = sqlx::query_as(
+        "DELETE FROM session_services WHERE session_id = ANY($1) \
+         RETURNING session_id, service, ticket, validated_at",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let sessions: Vec<SessionRow> = sqlx::query_as(&format!(
+        "DELETE FROM sessions WHERE id = ANY($1) RETURNING {SESSION_COLUMNS}"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    ended_sessions(sessions, &accesses, &clients)
+}
+
+/// Every row of table `T`, in primary-key order.
+async fn export_rows<T>(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> StoreResult<Vec<T>>
+where
+    T: Table + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as::<_, T>(&T::select_all())
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// Inserts `rows` into table `T`, many per statement; returns how many were written.
+async fn import_rows<T: Table>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[T],
+) -> StoreResult<u64> {
+    let Some(first) = rows.first() else {
+        return Ok(0);
+    };
+    let per_statement = (MAX_BINDS / first.cells().len().max(1)).max(1);
+    let mut written = 0;
+    for chunk in rows.chunks(per_statement) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(T::insert_into());
+        insert.push_values(chunk, |mut values, row| {
+            for cell in row.cells() {
+                match cell {
+                    Cell::Text(v) => values.push_bind(v),
+                    Cell::OptText(v) => values.push_bind(v),
+                    Cell::Int(v) => values.push_bind(v),
+                    Cell::OptInt(v) => values.push_bind(v),
+                    Cell::Bool(v) => values.push_bind(v),
+                };
+            }
+        });
+        written += insert.build().execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(written)
+}
+
+/// Saves the tokens of a grant inside `tx`.
+async fn insert_tokens(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    access: &AccessToken,
+    refresh: Option<&RefreshToken>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO oidc_access_tokens (token_key, grant_id, scope, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(access.key.as_str())
+    .bind(&access.grant_id)
+    .bind(scope_string(&access.scope))
+    .bind(ts(access.issued_at))
+    .bind(ts(access.expires_at))
+    .execute(&mut **tx)
+    .await?;
+    if let Some(r) = refresh {
+        sqlx::query(
+            "INSERT INTO oidc_refresh_tokens (token_key, grant_id, expires_at, rotated_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(r.key.as_str())
+        .bind(&r.grant_id)
+        .bind(ts(r.expires_at))
+        .bind(ts_opt(r.rotated_at))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
