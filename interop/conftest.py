@@ -2,6 +2,10 @@
 
 Tessera trusts a CA made for the run (``[proxy] ca_file``) for proxy callbacks.
 
+Its config also declares the OpenID Connect clients of ``test_oidc.py`` (``[[client]]``
+tables, read at start), so their ports are bound here, before tessera starts; the
+OIDC apps themselves are mounted by that module (they run discovery when created).
+
 The tessera binary comes from TESSERA_BIN, or target/debug/tessera in the
 repository; the suite never builds it.
 """
@@ -9,18 +13,20 @@ repository; the suite never builds it.
 from __future__ import annotations
 
 import os
+import secrets
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from apps import flask_cas_app, pycas_sso_app, python_cas_app
+from apps import authlib_app, flask_cas_app, flask_pyoidc_app, pycas_sso_app, python_cas_app
 from harness import (
     ALL_USERS,
     App,
     AppServer,
     Browser,
+    OidcClientConfig,
     Pki,
     PkiError,
     Sink,
@@ -43,6 +49,42 @@ for _var in ("NO_PROXY", "no_proxy"):
 
 _running_tessera: Tessera | None = None
 
+# Ports bound before tessera starts, for the OpenID Connect clients in its config:
+# the two relying parties, a second Flask-pyoidc instance that will hold a wrong
+# client secret (its redirect URI is registered, so it gets as far as the token
+# endpoint), and the test's back-channel logout receiver.
+OIDC_SERVER_NAMES = ("flask-pyoidc", "flask-pyoidc-wrong-secret", "authlib", "backchannel")
+BACKCHANNEL_PATH = "/backchannel/"  # + client id
+
+
+def oidc_clients(servers: dict[str, AppServer]) -> dict[str, OidcClientConfig]:
+    """The ``[[client]]`` tables: one client per relying party library, each with
+    a random secret of unreserved characters and a back-channel logout URI on the
+    receiver."""
+    pyoidc, wrong, authlib_server, backchannel = (servers[name] for name in OIDC_SERVER_NAMES)
+    return {
+        "flask-pyoidc": OidcClientConfig(
+            id="flask-pyoidc-demo",
+            secret=secrets.token_urlsafe(32),
+            redirect_uris=(
+                pyoidc.url(flask_pyoidc_app.REDIRECT_PATH),
+                wrong.url(flask_pyoidc_app.REDIRECT_PATH),
+            ),
+            post_logout_redirect_uris=(
+                pyoidc.url(flask_pyoidc_app.LOGOUT_PATH),
+                wrong.url(flask_pyoidc_app.LOGOUT_PATH),
+            ),
+            backchannel_logout_uri=backchannel.url(BACKCHANNEL_PATH + "flask-pyoidc-demo"),
+        ),
+        "authlib": OidcClientConfig(
+            id="authlib-demo",
+            secret=secrets.token_urlsafe(32),
+            redirect_uris=(authlib_server.url(authlib_app.REDIRECT_PATH),),
+            post_logout_redirect_uris=(authlib_server.url(authlib_app.AFTER_LOGOUT_PATH),),
+            backchannel_logout_uri=backchannel.url(BACKCHANNEL_PATH + "authlib-demo"),
+        ),
+    }
+
 
 def loopback_pattern(port: int, path_prefix: str = "/") -> str:
     """Anchored service pattern for http://127.0.0.1:PORT<path_prefix>..."""
@@ -56,6 +98,9 @@ class Stack:
     sink_server: AppServer
     sink: Sink
     pki: Pki  # the CA tessera trusts for proxy callbacks, and callback certificates
+    # OpenID Connect: bound servers (mounted by test_oidc.py) and the clients tessera knows
+    oidc_servers: dict[str, AppServer] = field(default_factory=dict)
+    oidc_clients: dict[str, OidcClientConfig] = field(default_factory=dict)
 
     def direct_service(self, path: str) -> str:
         """A service URL registered with every attribute released."""
@@ -95,6 +140,11 @@ def stack(tessera_binary: Path, tmp_path_factory: pytest.TempPathFactory):
             cleanup.callback(servers[name].close)
         sink_server = AppServer("sink")
         cleanup.callback(sink_server.close)
+        oidc_servers: dict[str, AppServer] = {}
+        for name in OIDC_SERVER_NAMES:
+            oidc_servers[name] = AppServer(name)
+            cleanup.callback(oidc_servers[name].close)
+        clients = oidc_clients(oidc_servers)
         sink = Sink()
         sink_server.mount(sink)
 
@@ -107,7 +157,12 @@ def stack(tessera_binary: Path, tmp_path_factory: pytest.TempPathFactory):
         if pki_error is not None:
             pytest.fail(pki_error, pytrace=False)
 
-        tessera = Tessera(tessera_binary, tmp_path_factory.mktemp("tessera"), proxy_ca_file=pki.ca_cert)
+        tessera = Tessera(
+            tessera_binary,
+            tmp_path_factory.mktemp("tessera"),
+            proxy_ca_file=pki.ca_cert,
+            clients=clients.values(),
+        )
         cleanup.callback(tessera.stop)
         setup_error = None
         try:
@@ -133,7 +188,7 @@ def stack(tessera_binary: Path, tmp_path_factory: pytest.TempPathFactory):
             servers[name].mount(module.create_app(tessera.root, servers[name].root))
             apps[name] = App(name, module, servers[name])
 
-        yield Stack(tessera, apps, sink_server, sink, pki)
+        yield Stack(tessera, apps, sink_server, sink, pki, oidc_servers, clients)
         _running_tessera = None
 
 

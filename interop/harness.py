@@ -118,9 +118,21 @@ class Tessera:
     ``proxy_ca_file`` (a PEM file) becomes ``[proxy] ca_file``: the CA trusted for
     proxy callbacks (pgtUrl) besides the web roots. It must exist before the first
     CLI command, since every command reads and checks the config.
+
+    ``clients`` become ``[[client]]`` tables (OpenID Connect clients declared in the
+    file), and ``extra_config`` is TOML appended to the file as it is. Both are read
+    when the server starts, so the URLs in them must be known before ``start()``.
     """
 
-    def __init__(self, binary: Path, workdir: Path, proxy_ca_file: Path | None = None):
+    def __init__(
+        self,
+        binary: Path,
+        workdir: Path,
+        proxy_ca_file: Path | None = None,
+        *,
+        clients: Iterable["OidcClientConfig"] = (),
+        extra_config: str = "",
+    ):
         self.binary = binary
         self.workdir = workdir
         self.config = workdir / "tessera.toml"
@@ -130,6 +142,10 @@ class Tessera:
         )
         if proxy_ca_file is not None:
             config += f"\n[proxy]\nca_file = {_toml_string(str(proxy_ca_file))}\n"
+        for client in clients:
+            config += "\n" + client.toml()
+        if extra_config:
+            config += "\n" + extra_config.rstrip("\n") + "\n"
         self.config.write_text(config)
         self.proc: subprocess.Popen | None = None
         self.root: str | None = None  # http://127.0.0.1:PORT
@@ -280,6 +296,46 @@ class Tessera:
 
     def url(self, endpoint: str) -> str:
         return f"{self.base}/{endpoint.lstrip('/')}"
+
+    @property
+    def issuer(self) -> str:
+        """The OpenID Connect issuer, e.g. http://127.0.0.1:PORT/oidc (the default
+        ``[oidc] issuer_path``); discovery is at ``issuer + /.well-known/openid-configuration``."""
+        assert self.root, "tessera is not running"
+        return f"{self.root}/oidc"
+
+
+@dataclass(frozen=True)
+class OidcClientConfig:
+    """One ``[[client]]`` table: an OpenID Connect client declared in tessera's config."""
+
+    id: str
+    secret: str | None  # None: a public client
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    scopes: tuple[str, ...] | None = None  # None: tessera's default (openid profile email)
+    signing_alg: str | None = None
+
+    def toml(self) -> str:
+        def array(values: Iterable[str]) -> str:
+            return "[" + ", ".join(_toml_string(v) for v in values) + "]"
+
+        lines = ["[[client]]", f"id = {_toml_string(self.id)}"]
+        if self.secret is None:
+            lines.append("public = true")
+        else:
+            lines.append(f"secret = {_toml_string(self.secret)}")
+        lines.append(f"redirect_uris = {array(self.redirect_uris)}")
+        if self.post_logout_redirect_uris:
+            lines.append(f"post_logout_redirect_uris = {array(self.post_logout_redirect_uris)}")
+        if self.backchannel_logout_uri is not None:
+            lines.append(f"backchannel_logout_uri = {_toml_string(self.backchannel_logout_uri)}")
+        if self.scopes is not None:
+            lines.append(f"scopes = {array(self.scopes)}")
+        if self.signing_alg is not None:
+            lines.append(f"signing_alg = {_toml_string(self.signing_alg)}")
+        return "\n".join(lines) + "\n"
 
 
 def _show(args: Iterable[str]) -> str:

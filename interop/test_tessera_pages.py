@@ -71,14 +71,15 @@ def test_an_unregistered_service_gets_no_ticket_even_with_a_session(stack, brows
     assert page.location is None
 
 
-def test_a_successful_login_sets_the_tgc_cookie_for_the_cas_path(stack, browser):
+def test_a_successful_login_sets_the_tgc_cookie_for_cas_and_oidc(stack, browser):
     service = stack.direct_service("cookie")
 
     login_for_ticket(browser, login_url(stack, service), service, ALICE)
 
     tgc = browser.cookie("TGC")
     assert tgc is not None
-    assert tgc.path == "/cas"
+    # The SSO session serves /cas and /oidc alike, so the cookie covers the site.
+    assert tgc.path == "/"
     assert tgc.value
 
 

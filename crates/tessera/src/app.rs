@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tessera_protocol::service::{RegisteredService, ServiceRegistry};
-use tessera_store::{SqliteStore, Store, StoreError, StoreResult};
+use tessera_store::{Store, StoreError, StoreResult};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -23,7 +23,10 @@ use crate::clock::Clock;
 use crate::config::{Loaded, Settings};
 use crate::http::response::{html, redirect};
 use crate::http::{cas, login, logout, security};
+use crate::metrics::Metrics;
+use crate::oidc::Provider;
 use crate::slo::{self, SloSignal};
+use crate::tls::{Tls, TlsError};
 use crate::web::templates::{Chrome, ErrorPage, TemplateError, Templates};
 
 /// Everything a handler may use. Cheap to clone.
@@ -49,6 +52,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Outbound HTTP for proxy callbacks: TLS verified against the web roots and `[proxy] ca_file`.
     pub proxy_http: reqwest::Client,
+    /// The OpenID Connect provider: issuer, clients of the file, keys.
+    pub oidc: Arc<Provider>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// TLS termination, when `[server] tls_cert` is set (reloadable).
+    pub tls: Option<Arc<Tls>>,
     /// Where users reach us: scheme, host and port (no path).
     public_url: Arc<url::Url>,
     static_base: Arc<str>,
@@ -107,13 +116,21 @@ impl AppState {
         let Loaded {
             settings,
             file_services,
+            file_clients,
         } = loaded;
+        let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(Tls::new(cert, key)?)),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url = match &settings.server.public_url {
             Some(url) => url.clone(),
-            None => url::Url::parse(&format!("http://{bound}/")).map_err(|e| StartError::Bind {
-                addr: bound,
-                source: std::io::Error::other(e.to_string()),
-            })?,
+            None => {
+                url::Url::parse(&format!("{scheme}://{bound}/")).map_err(|e| StartError::Bind {
+                    addr: bound,
+                    source: std::io::Error::other(e.to_string()),
+                })?
+            }
         };
         let templates = Templates::new(settings.theme.dir.as_deref())?;
         let hasher = PasswordHasher::new(&settings.password)?;
@@ -121,6 +138,11 @@ impl AppState {
         let static_base: Arc<str> = format!("{}/static", settings.base_path()).into();
         let http = slo::http_client(settings.slo.timeout)?;
         let proxy_http = crate::http::cas::proxy_callback_client(&settings.proxy)?;
+        let oidc = Provider::new(
+            public_url.as_str(),
+            &settings.oidc.issuer_path,
+            file_clients,
+        );
         Ok(Self {
             store,
             authenticator,
@@ -134,20 +156,17 @@ impl AppState {
             proxy_http,
             public_url: Arc::new(public_url),
             static_base,
+            oidc: Arc::new(oidc),
+            metrics: Arc::new(Metrics::default()),
+            tls,
         })
     }
 }
 
-/// Opens the store a database URL names, creating and migrating it as needed.
+/// Opens the store a database URL names (`sqlite://PATH`, created as needed, or
+/// `postgres://USER@HOST/DATABASE`), migrating it as needed.
 pub async fn open_store(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
-    } else {
-        Err(StoreError::BadUrl {
-            url: url.to_owned(),
-            reason: "unsupported database; use sqlite://PATH".into(),
-        })
-    }
+    tessera_store::connect(url).await
 }
 
 /// Why the server could not start.
@@ -168,6 +187,12 @@ pub enum StartError {
     /// The outbound HTTP client could not be built.
     #[error("outbound http client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The TLS certificate or key is unusable.
+    #[error("[server] tls: {0}")]
+    Tls(#[from] TlsError),
+    /// The OpenID Connect signing keys could not be made or loaded.
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::oidc::ProviderError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -181,6 +206,7 @@ pub enum StartError {
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: tokio::net::TcpListener,
+    operations: Option<tokio::net::TcpListener>,
     state: AppState,
 }
 
@@ -204,13 +230,33 @@ impl Server {
         let bound = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let operations = match loaded.settings.metrics.listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let state = AppState::new(loaded, store, clock, bound)?;
-        Ok(Self { listener, state })
+        if state.settings.oidc.enabled {
+            crate::oidc::ensure_keys(state.store.as_ref(), state.clock.now()).await?;
+        }
+        Ok(Self {
+            listener,
+            operations,
+            state,
+        })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the operations listener (`/metrics`), if one is configured.
+    pub fn operations_addr(&self) -> Option<SocketAddr> {
+        self.operations.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The application state (store, settings, clock).
@@ -231,12 +277,27 @@ impl Server {
     ) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep(self.state.clone()));
         let dispatcher = tokio::spawn(slo::run(self.state.clone(), self.state.http.clone()));
-        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let operations = self.operations.map(|listener| {
+            let app = operations_router(self.state.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await })
+        });
+        let served = match self.state.tls.clone() {
+            Some(tls) => {
+                crate::tls::serve(self.listener, router(self.state.clone()), tls, shutdown).await
+            }
+            None => {
+                let app =
+                    router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         sweeper.abort();
         dispatcher.abort();
+        if let Some(operations) = operations {
+            operations.abort();
+        }
         served
     }
 }
@@ -283,6 +344,13 @@ pub fn router(app: AppState) -> Router {
     if app.settings.rest.enabled {
         routes = routes.merge(crate::http::rest::router(&app));
     }
+    if app.settings.oidc.enabled {
+        routes = routes.merge(crate::http::oidc::router(&app));
+    }
+    // Load balancers probe the main listener.
+    routes = routes
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
     // Flask-CAS logs in at `{base}?service=…`: `{base}` and `{base}/` are `/login` (trap T15).
     routes = routes.route(&format!("{base}/"), get(base_redirect));
     if !base.is_empty() {
@@ -290,7 +358,7 @@ pub fn router(app: AppState) -> Router {
     }
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let mut routes = routes.fallback(not_found).with_state(app.clone());
-    for layer in security::headers() {
+    for layer in security::headers(&app) {
         routes = routes.layer(layer);
     }
     routes
@@ -306,6 +374,43 @@ pub fn router(app: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+}
+
+/// The operations listener: `/metrics`, `/healthz`, `/readyz`.
+fn operations_router(app: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(app)
+}
+
+/// Liveness: the process serves requests.
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let pool = app.store.pool_usage();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(pool.connections, pool.idle),
+    )
+        .into_response()
 }
 
 async fn base_redirect(State(app): State<AppState>, RawQuery(query): RawQuery) -> Response {

@@ -1,25 +1,30 @@
-//! The `tessera` command line: `serve`, and the `user`, `service` and `config` admin commands.
+//! The `tessera` command line: `serve`, and the `user`, `service`, `client`, `keys`, `session` and
+//! `config` admin commands.
 //! Scripts depend on these names and on `serve`'s first line of output.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tessera_protocol::attributes::is_valid_attribute_name;
+use tessera_protocol::oidc::{ClientRegistry, ClientSecret, OidcClient, SigningAlg};
 use tessera_protocol::service::{
     AttributeRelease, LogoutType, MatchOutcome, ServiceOrigin, ServicePattern, ServiceRegistry,
     ServiceUrl,
 };
-use tessera_protocol::Attributes;
-use tessera_store::{Store, StoreError, UserRecord};
+use tessera_protocol::{Attributes, Timestamp};
+use tessera_store::{SigningKeyRecord, Store, StoreError, UserRecord};
 
 use crate::app::{open_store, AppState, Server, StartError};
+use crate::audit::audit;
 use crate::auth::local::PasswordHasher;
 use crate::auth::{is_valid_username, AuthError, Password};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{build_service, ConfigError, Loaded, Settings};
+use crate::config::{build_service, chosen_secret, ClientSpec, ConfigError, Loaded, Settings};
+use crate::oidc::ProviderError;
 use crate::slo;
 use crate::telemetry::LogFormat;
 use tessera_protocol::session::SessionId;
@@ -58,12 +63,29 @@ pub enum Command {
     /// Manage registered services.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Manage OpenID Connect clients (relying parties).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// List and rotate the OpenID Connect signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// List and revoke SSO sessions.
     #[command(subcommand)]
     Session(SessionCommand),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy a whole deployment (users, services, clients, sessions, tickets, tokens, signing keys,
+    /// settings) into a new, empty database of either backend. Stop the servers first.
+    Migrate {
+        /// The database to copy, e.g. `sqlite://tessera-data/tessera.db`.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The new, empty database, e.g. `postgres://tessera@db.example.org/tessera` (a
+        /// PostgreSQL database must exist; its tables are created).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 /// `tessera session …`
@@ -119,6 +141,14 @@ pub enum UserCommand {
     },
     /// List users and their attributes.
     List,
+    /// Lift a login lock: forget a user's failed logins (and, with `--address`, an address's).
+    Unlock {
+        /// Login name.
+        name: String,
+        /// Also forget the failures counted against this source address.
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
     /// Remove a user and end their sessions.
     Remove {
         /// Login name.
@@ -192,6 +222,81 @@ pub struct ServiceAdd {
     pub disabled: bool,
 }
 
+/// `tessera client …`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. Without --secret-stdin or --public, a secret is generated and printed
+    /// once.
+    Add(Box<ClientAdd>),
+    /// List the clients: the config file's, then the database's. Secrets are never shown.
+    List,
+    /// Remove a client registered in the database, with its grants (their tokens stop working)
+    /// and consents.
+    Remove {
+        /// The client id.
+        id: String,
+    },
+}
+
+/// `tessera client add`
+#[derive(Debug, Args)]
+pub struct ClientAdd {
+    /// The client_id: 1 to 128 printable ASCII characters, no spaces or `:`.
+    pub id: String,
+    /// Read the client secret (at least 32 characters) from the first line of standard input
+    /// instead of generating one.
+    #[arg(long, conflicts_with = "public")]
+    pub secret_stdin: bool,
+    /// A public client (native or browser app): no secret; PKCE is required.
+    #[arg(long)]
+    pub public: bool,
+    /// A redirect URI, matched exactly (absolute http or https, no fragment); repeatable.
+    #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may return to, matched exactly; repeatable.
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A scope it may be granted; repeatable (default: openid profile email).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Where back-channel logout tokens are POSTed.
+    #[arg(long, value_name = "URI")]
+    pub backchannel_logout_uri: Option<String>,
+    /// ID token signing algorithm (default RS256).
+    #[arg(long, value_name = "ALG", value_parser = ["RS256", "ES256"])]
+    pub signing_alg: Option<String>,
+    /// Ask users for consent (once, remembered) before it receives their identity.
+    #[arg(long)]
+    pub consent: bool,
+    /// Name shown to users (default: the id).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Release every attribute as a claim.
+    #[arg(long, conflicts_with = "release")]
+    pub release_all: bool,
+    /// Release this attribute as a claim, optionally renamed (ATTR or ATTR=CLAIM); repeatable.
+    #[arg(long, value_name = "ATTR[=CLAIM]")]
+    pub release: Vec<String>,
+}
+
+/// `tessera keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys: key id, algorithm, state, creation time.
+    List,
+    /// Generate new signing keys. Each is published at once and signs after the delay; the key it
+    /// replaces then retires but stays published while tokens it signed live.
+    Rotate {
+        /// Only this algorithm (default: both).
+        #[arg(long, value_name = "ALG", value_parser = ["RS256", "ES256"])]
+        alg: Option<String>,
+        /// How long to publish the new keys before they sign, e.g. `1h`, `30min`, `0s`
+        /// (default: `[oidc] key_prepublish`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        activate_in: Option<Duration>,
+    },
+}
+
 /// `tessera config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -214,6 +319,9 @@ pub enum CliError {
     /// The server could not start.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// A signing key could not be made or read.
+    #[error("signing keys: {0}")]
+    Keys(#[from] ProviderError),
     /// Reading or writing the terminal failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -242,12 +350,58 @@ fn load(cli_config: Option<&std::path::Path>) -> Result<Loaded, ConfigError> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let loaded = load(cli.config.as_deref())?;
+    let admin = admin_action(&cli.command);
+    let result = dispatch(cli, loaded).await;
+    if let (Some((action, subject)), Ok(())) = (admin, &result) {
+        audit!("admin", action, subject = %subject);
+    }
+    result
+}
+
+/// The audit description of a command that changes something: what it did, and to whom.
+fn admin_action(command: &Command) -> Option<(&'static str, String)> {
+    Some(match command {
+        Command::User(cmd) => match cmd {
+            UserCommand::Add { name, .. } => ("user add", name.clone()),
+            UserCommand::Passwd { name, .. } => ("user passwd", name.clone()),
+            UserCommand::Attr { name, .. } => ("user attr", name.clone()),
+            UserCommand::Unlock { name, .. } => ("user unlock", name.clone()),
+            UserCommand::Remove { name } => ("user remove", name.clone()),
+            UserCommand::List => return None,
+        },
+        Command::Service(cmd) => match cmd {
+            ServiceCommand::Add(add) => ("service add", add.name.clone()),
+            ServiceCommand::Remove { name } => ("service remove", name.clone()),
+            _ => return None,
+        },
+        Command::Client(cmd) => match cmd {
+            ClientCommand::Add(add) => ("client add", add.id.clone()),
+            ClientCommand::Remove { id } => ("client remove", id.clone()),
+            ClientCommand::List => return None,
+        },
+        Command::Keys(KeysCommand::Rotate { alg, .. }) => (
+            "keys rotate",
+            alg.clone().unwrap_or_else(|| "all algorithms".into()),
+        ),
+        Command::Session(SessionCommand::Revoke { id, user }) => (
+            "session revoke",
+            id.clone().or_else(|| user.clone()).unwrap_or_default(),
+        ),
+        Command::Migrate { to, .. } => ("migrate", redact_url(to)),
+        _ => return None,
+    })
+}
+
+async fn dispatch(cli: Cli, loaded: Loaded) -> Result<(), CliError> {
     match cli.command {
         Command::Serve { listen, demo } => serve(loaded, listen, demo).await,
         Command::User(cmd) => user(&loaded, cmd).await,
         Command::Service(cmd) => service(&loaded, cmd).await,
+        Command::Client(cmd) => client(&loaded, cmd).await,
+        Command::Keys(cmd) => keys(&loaded, cmd).await,
         Command::Session(cmd) => session(loaded, cmd).await,
         Command::Config(ConfigCommand::Check) => config_check(&loaded, cli.config.as_deref()).await,
+        Command::Migrate { from, to } => migrate(&from, &to).await,
     }
 }
 
@@ -258,7 +412,18 @@ async fn serve(mut loaded: Loaded, listen: Option<SocketAddr>, demo: bool) -> Re
     let server = Server::bind(loaded, Arc::new(SystemClock)).await?;
     let addr = server.local_addr()?;
     let shutdown = shutdown_signal()?;
-    println!("tessera listening on http://{addr}");
+    if let Some(tls) = server.state().tls.clone() {
+        reload_on_sighup(tls)?;
+    }
+    let scheme = if server.state().tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("tessera listening on {scheme}://{addr}");
+    if let Some(operations) = server.operations_addr() {
+        println!("metrics listening on http://{operations}/metrics");
+    }
     if demo {
         set_up_demo(server.state()).await?;
     }
@@ -309,6 +474,28 @@ async fn set_up_demo(app: &AppState) -> Result<(), CliError> {
     println!("demo password: {password}");
     println!("demo service: http://localhost:* and http://127.0.0.1:* (all attributes released)");
     println!("log in at: {}/login", app.public_base());
+    Ok(())
+}
+
+/// Reloads the TLS certificate and key on every SIGHUP; a bad file keeps the current ones.
+fn reload_on_sighup(tls: Arc<crate::tls::Tls>) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate and key reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS reload failed; the previous certificate stays")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
     Ok(())
 }
 
@@ -441,6 +628,23 @@ async fn user(loaded: &Loaded, cmd: UserCommand) -> Result<(), CliError> {
                 println!("{}\t{}", user.username, format_attributes(&user.attributes));
             }
         }
+        UserCommand::Unlock { name, address } => {
+            let user_key = crate::auth::throttle::user_key(&name);
+            let locked = store.get_login_failures(&user_key).await?.is_some();
+            store.delete_login_failures(&user_key).await?;
+            if let Some(ip) = address {
+                store
+                    .delete_login_failures(&crate::auth::throttle::address_key(ip))
+                    .await?;
+                println!("failed logins from {ip} forgotten");
+            }
+
+            if locked {
+                println!("user {name} unlocked: its failed logins are forgotten");
+            } else {
+                println!("user {name} had no failed logins to forget");
+            }
+        }
         UserCommand::Remove { name } => {
             if !store.delete_user(&name, SystemClock.now()).await? {
                 return Err(CliError::NotFound(format!("no user {name}")));
@@ -516,15 +720,7 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
             let registry =
                 ServiceRegistry::new(loaded.file_services.clone(), store.list_services().await?);
             for s in registry.services() {
-                let release = match &s.release {
-                    AttributeRelease::Nothing => "none".to_owned(),
-                    AttributeRelease::All => "all".to_owned(),
-                    AttributeRelease::Only(rules) => rules
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                };
+                let release = format_release(&s.release);
                 let origin = match s.origin {
                     ServiceOrigin::ConfigFile => "file",
                     ServiceOrigin::Database => "db",
@@ -616,6 +812,320 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
                         "{url} matches no enabled service"
                     )))
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn format_release(release: &AttributeRelease) -> String {
+    match release {
+        AttributeRelease::Nothing => "none".to_owned(),
+        AttributeRelease::All => "all".to_owned(),
+        AttributeRelease::Only(rules) => rules
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// Reads a client secret from the first line of standard input and checks it.
+fn read_client_secret() -> Result<ClientSecret, CliError> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    chosen_secret(line.trim_end_matches(['\n', '\r'])).map_err(CliError::Invalid)
+}
+
+async fn client(loaded: &Loaded, cmd: ClientCommand) -> Result<(), CliError> {
+    let store = store_of(loaded).await?;
+    match cmd {
+        ClientCommand::Add(add) => {
+            let add = *add;
+            if loaded.file_clients.iter().any(|c| c.id == add.id) {
+                return Err(CliError::Invalid(format!(
+                    "client {} is declared in the config file, which wins; choose another id",
+                    add.id
+                )));
+            }
+            let (plain, secret) = if add.public {
+                (None, None)
+            } else if add.secret_stdin {
+                (None, Some(read_client_secret()?))
+            } else {
+                let (plain, stored) = ClientSecret::generate(&mut rand::rngs::OsRng);
+                (Some(plain), Some(stored))
+            };
+            let id = add.id.clone();
+            let client = ClientSpec {
+                id: add.id,
+                name: add.name,
+                secret,
+                redirect_uris: add.redirect_uris,
+                post_logout_redirect_uris: add.post_logout_redirect_uris,
+                scopes: add
+                    .scopes
+                    .iter()
+                    .flat_map(|s| s.split_whitespace())
+                    .map(str::to_owned)
+                    .collect(),
+                backchannel_logout_uri: add.backchannel_logout_uri,
+                signing_alg: add.signing_alg,
+                consent: add.consent,
+                release_all: add.release_all,
+                release: add.release,
+            }
+            .build(ServiceOrigin::Database)
+            .map_err(|e| CliError::Invalid(format!("client {id}: {e}")))?;
+            match store.put_client(&client).await {
+                Err(StoreError::Conflict(_)) => {
+                    return Err(CliError::Invalid(format!(
+                        "client {id} already exists; remove it first"
+                    )));
+                }
+                other => other?,
+            }
+            println!(
+                "client {id} added ({}, {})",
+                client_kind(&client),
+                client.signing_alg
+            );
+            println!("client_id: {id}");
+            if let Some(plain) = plain {
+                println!("client_secret: {plain}");
+                println!("note: the secret is shown only now and stored hashed; give it to the client now");
+            }
+        }
+        ClientCommand::List => {
+            let from_db = store.list_clients().await?;
+            let shadowed: Vec<&OidcClient> = from_db
+                .iter()
+                .filter(|d| loaded.file_clients.iter().any(|f| f.id == d.id))
+                .collect();
+            let registry = ClientRegistry::new(loaded.file_clients.clone(), from_db.clone());
+            let mut first = true;
+            for c in registry.clients() {
+                if !first {
+                    println!();
+                }
+                first = false;
+                let origin = match c.origin {
+                    ServiceOrigin::ConfigFile => "config file",
+                    ServiceOrigin::Database => "database",
+                };
+                print_client(c, origin);
+            }
+            for c in shadowed {
+                if !first {
+                    println!();
+                }
+                first = false;
+                print_client(
+                    c,
+                    "database; ignored: the config file declares a client of the same id",
+                );
+            }
+        }
+        ClientCommand::Remove { id } => {
+            let in_file = loaded.file_clients.iter().any(|c| c.id == id);
+            if store.delete_client(&id).await? {
+                println!("client {id} removed, with its grants (their tokens no longer work) and consents");
+                if in_file {
+                    println!("note: the config file's client {id} stays; remove it there");
+                }
+            } else if in_file {
+                return Err(CliError::Invalid(format!(
+                    "client {id} is declared in the config file; remove it there"
+                )));
+            } else {
+                return Err(CliError::NotFound(format!("no client {id}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client_kind(c: &OidcClient) -> &'static str {
+    if c.secret.is_public() {
+        "public, PKCE required"
+    } else {
+        "confidential"
+    }
+}
+
+/// One block of `client list`; never the secret or its hash.
+fn print_client(c: &OidcClient, origin: &str) {
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(" ")
+        }
+    };
+    println!("client {} ({origin})", c.id);
+    println!("  name:                      {}", c.name);
+    println!("  type:                      {}", client_kind(c));
+    println!("  signing alg:               {}", c.signing_alg);
+    println!(
+        "  consent:                   {}",
+        if c.consent { "asked" } else { "not asked" }
+    );
+    println!("  redirect URIs:             {}", list(&c.redirect_uris));
+    println!(
+        "  post-logout redirect URIs: {}",
+        list(&c.post_logout_redirect_uris)
+    );
+    println!(
+        "  back-channel logout URI:   {}",
+        c.backchannel_logout_uri.as_deref().unwrap_or("none")
+    );
+    println!("  scopes:                    {}", list(&c.scopes));
+    println!(
+        "  release:                   {}",
+        format_release(&c.release)
+    );
+    if !c.enabled {
+        println!("  disabled");
+    }
+}
+
+/// What a key does at `now`: signs, is published ahead of signing, is retired, or is published
+/// but no longer chosen (a newer key of its algorithm signs).
+fn key_state(k: &SigningKeyRecord, signer: Option<&str>, now: Timestamp) -> String {
+    match k.retired_at {
+        Some(retired) if retired <= now => {
+            return format!("retired (since {})", retired.to_rfc3339_seconds())
+        }
+        _ => {}
+    }
+    if k.active_from > now {
+        return format!(
+            "published (signs from {})",
+            k.active_from.to_rfc3339_seconds()
+        );
+    }
+    if signer != Some(k.kid.as_str()) {
+        return "published (a newer key signs)".to_owned();
+    }
+    match k.retired_at {
+        Some(retired) => format!("active (until {})", retired.to_rfc3339_seconds()),
+        None => "active".to_owned(),
+    }
+}
+
+/// The key of `alg` that signs at `now`, as the server chooses it: the latest `active_from`.
+fn signer_at(keys: &[SigningKeyRecord], alg: SigningAlg, now: Timestamp) -> Option<&str> {
+    keys.iter()
+        .filter(|k| k.alg == alg && k.active_from <= now && k.retired_at.is_none_or(|r| r > now))
+        .max_by(|a, b| {
+            a.active_from
+                .cmp(&b.active_from)
+                .then_with(|| a.kid.cmp(&b.kid))
+        })
+        .map(|k| k.kid.as_str())
+}
+
+async fn keys(loaded: &Loaded, cmd: KeysCommand) -> Result<(), CliError> {
+    let store = store_of(loaded).await?;
+    let now = SystemClock.now();
+    match cmd {
+        KeysCommand::List => {
+            let keys = store.list_signing_keys().await?;
+            if keys.is_empty() {
+                println!("no signing keys yet: `tessera serve` makes them at its first start, or run `tessera keys rotate`");
+                return Ok(());
+            }
+            let rows: Vec<[String; 4]> = keys
+                .iter()
+                .map(|k| {
+                    let signer = signer_at(&keys, k.alg, now);
+                    [
+                        k.kid.clone(),
+                        k.alg.to_string(),
+                        key_state(k, signer, now),
+                        k.created_at.to_rfc3339_seconds(),
+                    ]
+                })
+                .collect();
+            let header = ["KID", "ALG", "STATE", "CREATED"].map(str::to_owned);
+            let mut widths = [0; 4];
+            for row in std::iter::once(&header).chain(&rows) {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            for row in std::iter::once(&header).chain(&rows) {
+                println!(
+                    "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+                    row[0],
+                    row[1],
+                    row[2],
+                    row[3],
+                    w0 = widths[0],
+                    w1 = widths[1],
+                    w2 = widths[2]
+                );
+            }
+        }
+        KeysCommand::Rotate { alg, activate_in } => {
+            let algs: Vec<SigningAlg> = match alg {
+                Some(name) => vec![SigningAlg::parse(&name).ok_or_else(|| {
+                    CliError::Invalid(format!(
+                        "signing alg `{name}` is not supported; use RS256 or ES256"
+                    ))
+                })?],
+                None => SigningAlg::ALL.to_vec(),
+            };
+            let delay = activate_in.unwrap_or(loaded.settings.oidc.key_prepublish);
+            let existing = store.list_signing_keys().await?;
+            let mut replaced_now = false;
+            for alg in algs {
+                let current = signer_at(&existing, alg, now);
+                // With nothing signing, waiting would only leave the algorithm without a key.
+                let active_from = if current.is_some() {
+                    now.plus(delay)
+                } else {
+                    now
+                };
+                let mut pending = false;
+                for k in existing
+                    .iter()
+                    .filter(|k| k.alg == alg && k.active_from > now && k.retired_at.is_none())
+                {
+                    pending = true;
+                    println!(
+                        "note: {alg} key {} (to sign from {}) is superseded by the new one at {}",
+                        k.kid,
+                        k.active_from.to_rfc3339_seconds(),
+                        active_from.to_rfc3339_seconds()
+                    );
+                }
+                let kid = crate::oidc::add_key(store.as_ref(), alg, now, active_from).await?;
+                let from = active_from.to_rfc3339_seconds();
+                match current {
+                    Some(old) if active_from > now => {
+                        let meanwhile = if pending {
+                            String::new()
+                        } else {
+                            format!("; key {old} signs until then")
+                        };
+                        println!(
+                            "new {alg} key {kid}: published now, signs from {from} (in {}){meanwhile}",
+                            humantime::format_duration(delay)
+                        );
+                    }
+                    Some(old) => {
+                        replaced_now = true;
+                        println!("new {alg} key {kid}: signs from now ({from}); key {old} no longer signs");
+                    }
+                    None => println!(
+                        "new {alg} key {kid}: signs from now ({from}); no {alg} key was signing"
+                    ),
+                }
+            }
+            println!("old keys stay published until the tokens they signed expire; running servers see the new keys within a few seconds");
+            if replaced_now {
+                println!("note: relying parties that cache the key set may reject new tokens until they fetch it again");
             }
         }
     }
@@ -730,4 +1240,79 @@ async fn config_check(loaded: &Loaded, file: Option<&std::path::Path>) -> Result
         from_db.len()
     );
     Ok(())
+}
+
+/// `tessera migrate`: copies every row of the database at `from` into the empty database at `to`
+/// (created or migrated to the current schema by connecting), in one transaction on each side.
+async fn migrate(from: &str, to: &str) -> Result<(), CliError> {
+    for (flag, url) in [("--from", from), ("--to", to)] {
+        if tessera_store::backend_name(url).is_none() {
+            return Err(CliError::Invalid(format!(
+                "{flag} {}: unsupported database; use {}",
+                redact_url(url),
+                tessera_store::SUPPORTED_URLS
+            )));
+        }
+    }
+    if from == to {
+        return Err(CliError::Invalid(
+            "--from and --to name the same database".into(),
+        ));
+    }
+    // Opening a SQLite database creates it: a mistyped source would copy nothing.
+    if let Some(path) = sqlite_path(from) {
+        if !std::path::Path::new(path).is_file() {
+            return Err(CliError::Invalid(format!(
+                "--from {from}: there is no database file at {path}"
+            )));
+        }
+    }
+    let snapshot = open_store(from).await?.export_all().await?;
+    if snapshot.is_empty() {
+        return Err(CliError::Invalid(format!(
+            "--from {}: the database holds nothing to copy",
+            redact_url(from)
+        )));
+    }
+    let written = open_store(to).await?.import_all(&snapshot).await?;
+    println!(
+        "copied {} rows from {} to {}:",
+        written.total(),
+        redact_url(from),
+        redact_url(to)
+    );
+    let width = written
+        .tables
+        .iter()
+        .map(|(t, _)| t.len())
+        .max()
+        .unwrap_or(0);
+    for (table, rows) in &written.tables {
+        println!("  {table:<width$}  {rows}");
+    }
+    println!(
+        "next: set `[database] url` (or TESSERA_DATABASE__URL) to {} on every node, then start the servers",
+        redact_url(to)
+    );
+    Ok(())
+}
+
+/// The file a `sqlite://PATH` URL names (`None` for other URLs and in-memory databases).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// `url` with its password, if any, hidden.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }

@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tessera_protocol::oidc::OidcClient;
 use tessera_protocol::service::{
     AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin,
     ServicePattern,
 };
 use tessera_protocol::session::SessionPolicy;
+
+mod oidc;
+pub use oidc::{chosen_secret, ClientSettings, ClientSpec, OidcSettings};
 
 /// A configuration problem: where, which key, what is wrong and how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +67,16 @@ pub struct Settings {
     pub rest: RestSettings,
     /// `[proxy]`: proxy authentication (`pgtUrl`, `/proxy`).
     pub proxy: ProxySettings,
+    /// `[oidc]`: the OpenID Connect provider.
+    pub oidc: OidcSettings,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsSettings,
     /// `[[service]]`: services declared in the file.
     #[serde(rename = "service")]
     pub services: Vec<ServiceSettings>,
+    /// `[[client]]`: OpenID Connect clients declared in the file.
+    #[serde(rename = "client")]
+    pub clients: Vec<ClientSettings>,
 }
 
 /// `[server]`
@@ -81,6 +92,18 @@ pub struct ServerSettings {
     pub base_path: String,
     /// Largest request body accepted, in bytes. Default 65536.
     pub max_body_bytes: usize,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed: the client
+    /// address (for throttling and logs) is then the last address in it that is not one of them.
+    /// Default: none (the connection's address is the client's).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// PEM certificate chain: with `tls_key`, Tessera serves https itself (SIGHUP reloads both).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `max-age` of the `Strict-Transport-Security` header sent when Tessera is reached over https;
+    /// `0s` sends none. Default `365days`.
+    #[serde(with = "humantime_serde")]
+    pub hsts_max_age: Duration,
 }
 
 impl Default for ServerSettings {
@@ -90,6 +113,10 @@ impl Default for ServerSettings {
             public_url: None,
             base_path: "/cas".into(),
             max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            hsts_max_age: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
@@ -98,7 +125,8 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// `sqlite://PATH` (created on first start). Default `sqlite://tessera-data/tessera.db`.
+    /// `sqlite://PATH` (created on first start) or `postgres://USER:PASSWORD@HOST/DATABASE` (several
+    /// nodes may share it). Default `sqlite://tessera-data/tessera.db`.
     pub url: String,
 }
 
@@ -220,6 +248,10 @@ pub struct LoginSettings {
     /// How long a lock lasts after the last failure. Default `5min`.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// Past half the allowed failures, each failure makes the next attempt wait this long, doubled
+    /// per further failure (at most `lockout`); `0s` turns delays off. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub first_delay: Duration,
 }
 
 impl Default for LoginSettings {
@@ -230,6 +262,7 @@ impl Default for LoginSettings {
             max_failures_per_address: 20,
             failure_window: Duration::from_secs(15 * 60),
             lockout: Duration::from_secs(5 * 60),
+            first_delay: Duration::from_secs(1),
         }
     }
 }
@@ -340,6 +373,15 @@ impl Default for RestSettings {
     fn default() -> Self {
         Self { enabled: true }
     }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Address of the operations listener serving `/metrics` (Prometheus), `/healthz` and `/readyz`.
+    /// Default: none (no metrics listener; `/healthz` and `/readyz` are on the main listener anyway).
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[theme]`
@@ -483,6 +525,8 @@ pub struct Loaded {
     pub settings: Settings,
     /// `[[service]]` entries as registry entries, in file order.
     pub file_services: Vec<RegisteredService>,
+    /// `[[client]]` entries, in file order.
+    pub file_clients: Vec<OidcClient>,
 }
 
 const ENV_PREFIX: &str = "TESSERA_";
@@ -564,6 +608,12 @@ impl Settings {
                 "must be empty or start with `/` and not end with one; use e.g. \"/cas\"",
             ));
         }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(err(
+                "[server] tls_cert",
+                "give both tls_cert and tls_key (PEM files), or neither",
+            ));
+        }
         if let Some(url) = &self.server.public_url {
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(err(
@@ -572,10 +622,13 @@ impl Settings {
                 ));
             }
         }
-        if !self.database.url.starts_with("sqlite:") {
+        if tessera_store::backend_name(&self.database.url).is_none() {
             return Err(err(
                 "[database] url",
-                "unsupported database; use sqlite://PATH",
+                &format!(
+                    "unsupported database; use {}",
+                    tessera_store::SUPPORTED_URLS
+                ),
             ));
         }
         let name = &self.session.cookie_name;
@@ -674,9 +727,23 @@ impl Settings {
             }
             file_services.push(registered);
         }
+        self.oidc.check().map_err(|(key, msg)| err(key, &msg))?;
+        let mut file_clients: Vec<OidcClient> = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let key = format!("[[client]] #{} ({})", i + 1, c.id);
+            let client = c.to_client().map_err(|m| err(&key, &m))?;
+            if file_clients.iter().any(|f| f.id == client.id) {
+                return Err(err(
+                    &key,
+                    "a client of this id is declared twice; ids must be unique",
+                ));
+            }
+            file_clients.push(client);
+        }
         Ok(Loaded {
             settings: self,
             file_services,
+            file_clients,
         })
     }
 
@@ -686,16 +753,19 @@ impl Settings {
     }
 }
 
-/// `server.listen` → `[server] listen`; `service[0].pattern` → `[[service]] #1 pattern`.
+/// `server.listen` → `[server] listen`; `service[0].pattern` → `[[service]] #1 pattern` (and the
+/// same for `[[client]]`).
 fn key_name(path: &str) -> String {
-    if let Some(rest) = path.strip_prefix("service[") {
-        let (index, key) = rest.split_once(']').unwrap_or((rest, ""));
-        let number = index
-            .parse::<usize>()
-            .map_or_else(|_| index.to_owned(), |i| (i + 1).to_string());
-        return format!("[[service]] #{number} {}", key.trim_start_matches('.'))
-            .trim_end()
-            .to_owned();
+    for table in ["service", "client"] {
+        if let Some(rest) = path.strip_prefix(&format!("{table}[")) {
+            let (index, key) = rest.split_once(']').unwrap_or((rest, ""));
+            let number = index
+                .parse::<usize>()
+                .map_or_else(|_| index.to_owned(), |i| (i + 1).to_string());
+            return format!("[[{table}]] #{number} {}", key.trim_start_matches('.'))
+                .trim_end()
+                .to_owned();
+        }
     }
     match path.split_once('.') {
         Some((section, key)) => format!("[{section}] {key}"),
@@ -843,7 +913,63 @@ mod tests {
             format!("{:?}", sample.logout),
             format!("{:?}", defaults.logout)
         );
+        assert_eq!(format!("{:?}", sample.oidc), format!("{:?}", defaults.oidc));
         assert_eq!(loaded.file_services.len(), 1);
+        assert_eq!(loaded.file_clients.len(), 1);
+    }
+
+    #[test]
+    fn oidc_settings_and_clients_are_checked() {
+        let client = |extra: &str| {
+            format!("[[client]]\nid = \"app\"\nredirect_uris = [\"https://app.example.org/cb\"]\n{extra}")
+        };
+        for (text, needle) in [
+            (
+                "[oidc]\nissuer_path = \"oidc/\"\n".to_owned(),
+                "[oidc] issuer_path",
+            ),
+            (
+                "[oidc]\nid_token_ttl = \"1min\"\n".to_owned(),
+                "at least 5 minutes",
+            ),
+            ("[oidc]\ncode_ttl = \"1h\"\n".to_owned(), "[oidc] code_ttl"),
+            (client(""), "give secret or secret_sha256"),
+            (client("secret = \"short\"\n"), "at least 32 characters"),
+            (
+                client("public = true\nsecret = \"0123456789abcdef0123456789abcdef\"\n"),
+                "give one of",
+            ),
+            (
+                client("public = true\nsigning_alg = \"HS256\"\n"),
+                "RS256 or ES256",
+            ),
+            (client("secret_sha256 = \"abc\"\n"), "64 hexadecimal digits"),
+            (
+                "[[client]]\nid = \"app\"\npublic = true\nredirect_uris = [\"javascript:x\"]\n"
+                    .to_owned(),
+                "[[client]] #1 (app)",
+            ),
+            (
+                format!("{}{}", client("public = true\n"), client("public = true\n")),
+                "declared twice",
+            ),
+            (
+                client("public = true\nredirect_urls = []\n"),
+                "[[client]] #1 redirect_urls",
+            ),
+        ] {
+            let e = load_str(&text, &[]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text:?} gave {e}");
+        }
+        let loaded = load_str(
+            &client("secret = \"0123456789abcdef0123456789abcdef\"\nsigning_alg = \"ES256\"\nrelease = [\"memberOf=groups\"]\n"),
+            &[],
+        )
+        .unwrap();
+        let c = &loaded.file_clients[0];
+        assert!(c.secret.verify("0123456789abcdef0123456789abcdef"));
+        assert_eq!(c.signing_alg, tessera_protocol::oidc::SigningAlg::Es256);
+        assert_eq!(c.origin, ServiceOrigin::ConfigFile);
     }
 
     #[test]

@@ -5,14 +5,18 @@
 //! Tests use the same entry point with a [`clock::ManualClock`].
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod metrics;
+pub mod oidc;
 pub mod slo;
 pub mod sso;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 
 pub use app::{AppState, Server, StartError};

@@ -18,6 +18,7 @@ use tessera_store::{SloDelivery, StoreResult};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::app::AppState;
+use crate::metrics::SloOutcome;
 
 /// How a running dispatcher is told that deliveries were queued.
 #[derive(Debug, Clone, Default)]
@@ -115,6 +116,17 @@ pub async fn dispatch_due(
 }
 
 async fn deliver(app: &AppState, client: &reqwest::Client, d: SloDelivery) -> Outcome {
+    let outcome = deliver_once(app, client, d).await;
+    app.metrics.slo(match outcome {
+        Outcome::Delivered => SloOutcome::Delivered,
+        Outcome::Skipped => SloOutcome::Skipped,
+        Outcome::WillRetry => SloOutcome::Retry,
+        Outcome::GaveUp => SloOutcome::GaveUp,
+    });
+    outcome
+}
+
+async fn deliver_once(app: &AppState, client: &reqwest::Client, d: SloDelivery) -> Outcome {
     let result = attempt(app, client, &d).await;
     let now = app.clock.now();
     let recorded = match &result {
@@ -162,6 +174,9 @@ async fn attempt(
     client: &reqwest::Client,
     d: &SloDelivery,
 ) -> Result<Option<u16>, String> {
+    if let Some(client_id) = &d.client_id {
+        return attempt_backchannel(app, client, d, client_id).await;
+    }
     let registry = app.registry().await.map_err(|e| e.to_string())?;
     let Some(service) = registry.find(&d.service) else {
         tracing::debug!(service = %d.service, "single logout skipped: the service is no longer registered");
@@ -185,6 +200,77 @@ async fn attempt(
     let status = response.status();
     if status.is_server_error() {
         return Err(format!("HTTP {}", status.as_u16()));
+    }
+    Ok(Some(status.as_u16()))
+}
+
+/// Sends one OpenID Connect back-channel logout (Back-Channel Logout 1.0 §2.5): a `logout_token`
+/// signed like the client's ID tokens, POSTed to the URI its grant recorded. A 4xx answer means the
+/// client refused the token: logged, not retried.
+async fn attempt_backchannel(
+    app: &AppState,
+    client: &reqwest::Client,
+    d: &SloDelivery,
+    client_id: &str,
+) -> Result<Option<u16>, String> {
+    let clients = app
+        .oidc
+        .clients(app.store.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(registered) = clients.get(client_id) else {
+        tracing::debug!(
+            client = client_id,
+            "back-channel logout skipped: the client is no longer registered"
+        );
+        return Ok(None);
+    };
+    let now = app.clock.now();
+    let subject = app
+        .oidc
+        .subject(app.store.as_ref(), &d.username)
+        .await
+        .map_err(|e| e.to_string())?;
+    let jti = random_base62(&mut rand::rngs::OsRng, 32);
+    let claims = tessera_protocol::oidc::claims::logout_token(
+        app.oidc.issuer(),
+        client_id,
+        &subject,
+        d.session_id.as_str(),
+        &jti,
+        now,
+    );
+    let token = app
+        .oidc
+        .sign(
+            app.store.as_ref(),
+            registered.signing_alg,
+            "logout+jwt",
+            &claims,
+            now,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("logout_token", &token)
+        .finish();
+    let response = client
+        .post(&d.service)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    let status = response.status();
+    if status.is_server_error() {
+        return Err(format!("HTTP {}", status.as_u16()));
+    }
+    if status.is_client_error() {
+        tracing::warn!(
+            client = client_id,
+            status = status.as_u16(),
+            "back-channel logout refused by the client"
+        );
     }
     Ok(Some(status.as_u16()))
 }

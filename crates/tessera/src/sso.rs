@@ -11,6 +11,7 @@ use tessera_protocol::Timestamp;
 use tessera_store::{EndedSession, StoreResult};
 
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::auth::AuthenticatedUser;
 use crate::http::extract::cookie;
 
@@ -111,7 +112,7 @@ pub async fn revoke_session(app: &AppState, id: &SessionId) -> StoreResult<Optio
 
 fn log_ended(app: &AppState, ended: Option<&EndedSession>, reason: &'static str) {
     let Some(e) = ended else { return };
-    if !e.services.is_empty() {
+    if !e.services.is_empty() || !e.clients.is_empty() {
         app.slo.wake();
     }
     tracing::info!(
@@ -119,7 +120,16 @@ fn log_ended(app: &AppState, ended: Option<&EndedSession>, reason: &'static str)
         session = %e.session.id,
         reason,
         services = e.services.len(),
+        clients = e.clients.len(),
         "sso session ended"
+    );
+    audit!(
+        "logout",
+        user = %e.session.username,
+        session = %e.session.id,
+        reason,
+        services = e.services.len(),
+        clients = e.clients.len()
     );
 }
 
@@ -141,17 +151,23 @@ pub async fn issue_service_ticket(
         &mut rand::rngs::OsRng,
     );
     app.store.put_service_ticket(&ticket).await?;
+    app.metrics.issued(crate::metrics::TicketKind::Service);
     if !from_new_login {
-        let mut touched = session.clone();
-        touched.last_used_at = now;
-        app.store
-            .touch_session(
-                &session.id,
-                now,
-                touched.expires_at(&app.settings.session.policy()),
-            )
-            .await?;
+        touch(app, session, now).await?;
     }
     tracing::info!(user = %session.username, service = %service, ticket = ?id, from_new_login, "service ticket issued");
     Ok(id)
+}
+
+/// Marks `session` used at `now` (an application entered with it), extending its idle timeout.
+pub async fn touch(app: &AppState, session: &SsoSession, now: Timestamp) -> StoreResult<()> {
+    let mut touched = session.clone();
+    touched.last_used_at = now;
+    app.store
+        .touch_session(
+            &session.id,
+            now,
+            touched.expires_at(&app.settings.session.policy()),
+        )
+        .await
 }

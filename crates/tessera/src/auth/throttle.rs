@@ -1,6 +1,7 @@
 //! Login throttling: failures are counted per username and per source address in the store (so
-//! every node sees them); past a threshold the key is locked until `lockout` after its last failure.
-//! While locked, every attempt is refused, even with the right password.
+//! every node sees them). After the first few, each failure makes the next attempt wait longer;
+//! past a threshold the key is locked until `lockout` after its last failure. While a key waits,
+//! every attempt is refused, even with the right password.
 //!
 //! [`authenticate`] is the one throttled password check: the login form and the REST API both call
 //! it, so they count against the same keys.
@@ -8,11 +9,13 @@
 use std::net::IpAddr;
 
 use tessera_protocol::Timestamp;
-use tessera_store::LoginFailures;
+use tessera_store::{LoginFailures, StoreResult};
 
 use super::{is_valid_username, AuthError, AuthenticatedUser, Password};
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::config::LoginSettings;
+use crate::metrics::LoginOutcome;
 
 /// What a throttled password check decided.
 #[derive(Debug)]
@@ -26,9 +29,9 @@ pub enum Verdict {
 }
 
 /// Checks `username` and `password`, sent from `client`, under throttling (protocol digest §1.2,
-/// trap T32): while the username or the address is locked, every attempt is refused, even the right
+/// trap T32): while the username or the address must wait, every attempt is refused, even the right
 /// password. A failure counts against both keys; a success clears only the username's count, so
-/// an address guessing many users' passwords stays locked by one good login.
+/// an address guessing many users' passwords stays throttled by one good login.
 pub async fn authenticate(
     app: &AppState,
     username: &str,
@@ -41,13 +44,11 @@ pub async fn authenticate(
         (user_key(username), login.max_failures_per_user),
         (address_key(client), login.max_failures_per_address),
     ];
-    for (key, max) in &keys {
-        if let Some(failures) = app.store.get_login_failures(key).await? {
-            if let Some(until) = locked_until(&failures, *max, login, now) {
-                tracing::warn!(user = %username, client = %client, "login refused: too many failures");
-                return Ok(Verdict::Locked(until));
-            }
-        }
+    if let Some(until) = blocked_until(app, &keys, now).await? {
+        tracing::warn!(user = %username, client = %client, "login refused: too many failures");
+        audit!("login_throttled", user = %username, client = %client);
+        app.metrics.login(LoginOutcome::Locked);
+        return Ok(Verdict::Locked(until));
     }
     let user = if is_valid_username(username) {
         app.authenticator.authenticate(username, password).await?
@@ -55,21 +56,60 @@ pub async fn authenticate(
         None
     };
     let Some(user) = user else {
-        for (key, _) in &keys {
-            app.store
-                .record_login_failure(key, now, login.failure_window)
-                .await?;
-        }
+        record_failure(app, &keys, now).await?;
         tracing::warn!(user = %username, client = %client, "login failed");
+        audit!("login_failed", user = %username, client = %client);
+        app.metrics.login(LoginOutcome::Failure);
         return Ok(Verdict::Rejected);
     };
     app.store.delete_login_failures(&keys[0].0).await?;
+    app.metrics.login(LoginOutcome::Success);
     Ok(Verdict::Accepted(user))
 }
 
-/// Whole minutes until `until`, at least one: what a locked-out user is told to wait.
-pub fn minutes_left(until: Timestamp, now: Timestamp) -> u64 {
-    until.since(now).as_secs().div_ceil(60).max(1)
+/// Until when the first of `keys` (each with its failure limit) that must wait does, if any.
+pub async fn blocked_until(
+    app: &AppState,
+    keys: &[(String, u32)],
+    now: Timestamp,
+) -> StoreResult<Option<Timestamp>> {
+    let mut latest: Option<Timestamp> = None;
+    for (key, max) in keys {
+        if let Some(failures) = app.store.get_login_failures(key).await? {
+            if let Some(until) = locked_until(&failures, *max, &app.settings.login, now) {
+                latest = Some(latest.map_or(until, |l| l.max(until)));
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// Counts one failure against each of `keys`.
+pub async fn record_failure(
+    app: &AppState,
+    keys: &[(String, u32)],
+    now: Timestamp,
+) -> StoreResult<()> {
+    for (key, _) in keys {
+        app.store
+            .record_login_failure(key, now, app.settings.login.failure_window)
+            .await?;
+    }
+    Ok(())
+}
+
+/// "12 seconds", "1 minute", "5 minutes": how long a throttled user must wait, rounded up.
+pub fn wait_text(until: Timestamp, now: Timestamp) -> String {
+    let seconds = until.since(now).as_secs_f64().ceil().max(1.0);
+    // Whole seconds fit easily in u64; the cast cannot truncate anything meaningful.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let seconds = seconds as u64;
+    let (n, unit) = if seconds < 60 {
+        (seconds, "second")
+    } else {
+        (seconds.div_ceil(60), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The throttle key for a username.
@@ -91,15 +131,30 @@ pub fn address_key(ip: IpAddr) -> String {
     }
 }
 
-/// Until when `failures` keeps its key locked, if it does at `now`.
+/// Until when `failures` keeps its key waiting, if it does at `now`. The first half of the allowed
+/// failures cost nothing (typos); each later one makes the next attempt wait `first_delay`, doubled
+/// per failure (never longer than `lockout`); at `max_failures` the key is locked for `lockout`.
 pub fn locked_until(
     failures: &LoginFailures,
     max_failures: u32,
     settings: &LoginSettings,
     now: Timestamp,
 ) -> Option<Timestamp> {
-    let until = failures.last_at.plus(settings.lockout);
-    (failures.failures >= max_failures && now < until).then_some(until)
+    let n = failures.failures;
+    let free = (max_failures / 2).max(1);
+    let wait = if n >= max_failures {
+        settings.lockout
+    } else if n > free && !settings.first_delay.is_zero() {
+        let doublings = (n - free - 1).min(20);
+        settings
+            .first_delay
+            .saturating_mul(1 << doublings)
+            .min(settings.lockout)
+    } else {
+        return None;
+    };
+    let until = failures.last_at.plus(wait);
+    (now < until).then_some(until)
 }
 
 #[cfg(test)]
@@ -109,7 +164,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locks_after_the_threshold_until_lockout_passes() {
+    fn delays_grow_then_the_key_locks_until_lockout_passes() {
         let settings = LoginSettings::default();
         let t = Timestamp::from_unix_millis(1_000_000);
         let f = |n| LoginFailures {
@@ -117,13 +172,49 @@ mod tests {
             first_at: t,
             last_at: t,
         };
-        assert_eq!(locked_until(&f(4), 5, &settings, t), None);
-        let until = t.plus(settings.lockout);
-        assert_eq!(locked_until(&f(5), 5, &settings, t), Some(until));
+        // Limit 5: two free failures, then 1 s, 2 s, then the 5 min lock.
+        assert_eq!(locked_until(&f(2), 5, &settings, t), None);
         assert_eq!(
-            locked_until(&f(9), 5, &settings, until.plus(Duration::from_millis(0))),
+            locked_until(&f(3), 5, &settings, t),
+            Some(t.plus(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            locked_until(&f(4), 5, &settings, t),
+            Some(t.plus(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            locked_until(&f(4), 5, &settings, t.plus(Duration::from_secs(2))),
             None
         );
+        let until = t.plus(settings.lockout);
+        assert_eq!(locked_until(&f(5), 5, &settings, t), Some(until));
+        assert_eq!(locked_until(&f(9), 5, &settings, until), None);
+        // Limit 20 (addresses): ten free, then doubling delays capped by the lockout.
+        assert_eq!(locked_until(&f(10), 20, &settings, t), None);
+        assert_eq!(
+            locked_until(&f(11), 20, &settings, t),
+            Some(t.plus(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            locked_until(&f(19), 20, &settings, t),
+            Some(t.plus(Duration::from_secs(256)))
+        );
+        let no_delays = LoginSettings {
+            first_delay: Duration::ZERO,
+            ..LoginSettings::default()
+        };
+        assert_eq!(locked_until(&f(4), 5, &no_delays, t), None);
+    }
+
+    #[test]
+    fn waits_are_told_in_words() {
+        let t = Timestamp::from_unix_millis(1_000_000);
+        let after = |ms| t.plus(Duration::from_millis(ms));
+        assert_eq!(wait_text(after(200), t), "1 second");
+        assert_eq!(wait_text(after(2_000), t), "2 seconds");
+        assert_eq!(wait_text(after(60_000), t), "1 minute");
+        assert_eq!(wait_text(after(61_000), t), "2 minutes");
+        assert_eq!(wait_text(after(300_000), t), "5 minutes");
     }
 
     #[test]

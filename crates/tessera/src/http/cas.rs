@@ -20,9 +20,11 @@ use tessera_protocol::Timestamp;
 use tessera_store::ServiceAccess;
 
 use crate::app::{AppState, StartError};
+use crate::audit::audit;
 use crate::config::ProxySettings;
 use crate::http::extract::Params;
 use crate::http::response::body;
+use crate::metrics::{TicketKind, ValidationOutcome};
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const XML: &str = "application/xml; charset=utf-8";
@@ -94,6 +96,7 @@ async fn issue_proxy(
         match proxy::issue_proxy_ticket(&req, pgt, target, ttl, now, &mut rand::rngs::OsRng) {
             Ok((id, ticket)) => {
                 app.store.put_service_ticket(&ticket).await?;
+                app.metrics.issued(TicketKind::Proxy);
                 tracing::info!(user = %ticket.username, service = %ticket.service, ticket = ?id, proxies = ?ticket.proxies, "proxy ticket issued");
                 Ok(Ok(id.as_str().to_owned()))
             }
@@ -139,6 +142,7 @@ async fn deliver_pgt(
         Ok(response) if response.status() == reqwest::StatusCode::OK => {
             match app.store.put_proxy_granting_ticket(&pgt).await {
                 Ok(()) => {
+                    app.metrics.issued(TicketKind::ProxyGranting);
                     tracing::info!(user = %v.username, service = %v.service, pgt_url, pgt = ?id, "proxy-granting ticket delivered");
                     Some(iou.as_str().to_owned())
                 }
@@ -260,6 +264,22 @@ async fn run(
     req: Result<ValidateRequest, ValidationError>,
     now: Timestamp,
 ) -> (Result<Validation, ValidationError>, StatusCode) {
+    let started = std::time::Instant::now();
+    let (result, status) = decide(app, req, now).await;
+    let outcome = match &result {
+        _ if status.is_server_error() => ValidationOutcome::Error,
+        Ok(_) => ValidationOutcome::Success,
+        Err(_) => ValidationOutcome::Failure,
+    };
+    app.metrics.validated(outcome, started.elapsed());
+    (result, status)
+}
+
+async fn decide(
+    app: &AppState,
+    req: Result<ValidateRequest, ValidationError>,
+    now: Timestamp,
+) -> (Result<Validation, ValidationError>, StatusCode) {
     let req = match req {
         Ok(req) => req,
         Err(e) => {
@@ -319,6 +339,8 @@ async fn run(
                 tracing::error!(error = %e, session = %v.session_id, "could not record the service for single logout");
             }
             tracing::info!(user = %v.username, service = %v.service, ticket = ?req.ticket, "service ticket validated");
+            let released: Vec<&str> = v.attributes.keys().map(String::as_str).collect();
+            audit!("ticket_validated", user = %v.username, service = %v.service, attributes = ?released);
             tracing::debug!(
                 user = %v.username,
                 service = %v.service,

@@ -3,25 +3,25 @@
 //! The protocol crate decides ([`tessera_protocol::cas::login`]); this module fetches what the
 //! decision needs (session, registry), then renders or redirects.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use tessera_protocol::cas::is_flag_set;
 use tessera_protocol::cas::login::{self, LoginFlags, LoginStep, RequestedService};
+use tessera_protocol::oidc::ClientRegistry;
 use tessera_protocol::service::ServiceUrl;
 use tessera_protocol::session::SsoSession;
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId};
 use tessera_protocol::Timestamp;
 
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::auth::throttle::{self, Verdict};
 use crate::auth::Password;
-use crate::http::extract::{cookie, is_cross_site_browser_request, Params};
+use crate::http::extract::{cookie, is_cross_site_browser_request, ClientAddr, Params};
 use crate::http::response::{html, redirect, PageFault};
 use crate::http::security::{clear_tgc, set_tgc};
 use crate::sso;
@@ -38,6 +38,22 @@ struct Form<'a> {
     flags: LoginFlags,
     username: &'a str,
     error: Option<&'a str>,
+    /// An OpenID Connect authorization request to resume after login, with its client's name.
+    resume: Option<Resume<'a>>,
+}
+
+/// An OpenID Connect authorization request waiting for the login (the `authorize` parameter: the
+/// request's query, which only ever goes back to our own authorization endpoint).
+#[derive(Clone, Copy)]
+struct Resume<'a> {
+    query: &'a str,
+    client_name: Option<&'a str>,
+}
+
+impl Resume<'_> {
+    fn target(&self, app: &AppState) -> String {
+        format!("{}/authorize?{}", app.oidc.path, self.query)
+    }
 }
 
 impl<'a> Form<'a> {
@@ -48,6 +64,7 @@ impl<'a> Form<'a> {
             flags,
             username: "",
             error: None,
+            resume: None,
         }
     }
 }
@@ -67,6 +84,27 @@ async fn login_page(
         renew: is_flag_set(params.get("renew")),
         gateway: is_flag_set(params.get("gateway")),
     };
+    if let Some(query) = params.non_empty("authorize") {
+        let clients = app.oidc.clients(app.store.as_ref()).await?;
+        let resume = Resume {
+            query,
+            client_name: client_name(&clients, query),
+        };
+        let mut response = match &current.session {
+            Some(_) if !flags.renew => redirect(&resume.target(&app)),
+            _ => {
+                let mut form = Form::blank(RequestedService::Absent, flags);
+                form.resume = Some(resume);
+                show_form(&app, StatusCode::OK, form, now).await?
+            }
+        };
+        if current.stale_cookie {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, clear_tgc(&app));
+        }
+        return Ok(response);
+    }
     let step = login::login_page(requested, flags, current.session.as_ref());
     let mut response = match (step, requested, current.session.as_ref()) {
         (LoginStep::IssueTicket, RequestedService::Registered(url, _), Some(session)) => {
@@ -111,7 +149,7 @@ async fn login_page(
 
 async fn login_submit(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
@@ -131,6 +169,14 @@ async fn login_submit(
         gateway: is_flag_set(field("gateway")),
     };
     let username = form.get("username").unwrap_or("").trim();
+    let clients = match field("authorize") {
+        Some(_) => Some(app.oidc.clients(app.store.as_ref()).await?),
+        None => None,
+    };
+    let resume = field("authorize").map(|query| Resume {
+        query,
+        client_name: clients.as_ref().and_then(|c| client_name(c, query)),
+    });
     let again = |status, error| {
         show_form(
             &app,
@@ -140,6 +186,7 @@ async fn login_submit(
                 flags,
                 username,
                 error: Some(error),
+                resume,
             },
             now,
         )
@@ -158,7 +205,7 @@ async fn login_submit(
         }
     };
     if !token_ok {
-        tracing::warn!(client = %peer.ip(), "login form token missing, expired or already used");
+        tracing::warn!(client = %client, "login form token missing, expired or already used");
         return again(
             StatusCode::FORBIDDEN,
             "This login form has expired or was already used. Please log in again.",
@@ -179,7 +226,7 @@ async fn login_submit(
         &app,
         username,
         &Password::new(password.to_owned()),
-        peer.ip(),
+        client,
         now,
     )
     .await?;
@@ -189,10 +236,9 @@ async fn login_submit(
             return again(StatusCode::UNAUTHORIZED, "Invalid username or password.").await
         }
         Verdict::Locked(until) => {
-            let wait = throttle::minutes_left(until, now);
             let message = format!(
-                "Too many failed attempts. Please wait {wait} minute{} and try again.",
-                if wait == 1 { "" } else { "s" }
+                "Too many failed attempts. Please wait {} and try again.",
+                throttle::wait_text(until, now)
             );
             return again(StatusCode::TOO_MANY_REQUESTS, &message).await;
         }
@@ -208,9 +254,11 @@ async fn login_submit(
         && (is_flag_set(form.get("rememberMe")) || is_flag_set(form.get("remember")));
     let (tgt, session) =
         sso::start_session(&app, user, long_term, is_flag_set(form.get("warn")), now).await?;
-    tracing::info!(user = %session.username, session = %session.id, client = %peer.ip(), long_term, "login succeeded");
+    tracing::info!(user = %session.username, session = %session.id, client = %client, long_term, "login succeeded");
+    audit!("login", user = %session.username, client = %client, session = %session.id, via = "form");
 
     let mut response = match (login::after_authentication(requested, &session), requested) {
+        _ if resume.is_some() => redirect(&resume.map(|r| r.target(&app)).unwrap_or_default()),
         (LoginStep::IssueTicket, RequestedService::Registered(url, _)) => {
             redirect_with_ticket(&app, &session, url, true, now).await?
         }
@@ -247,7 +295,15 @@ async fn continue_after_warning(
     }
 }
 
-async fn new_login_ticket(app: &AppState, now: Timestamp) -> Result<String, PageFault> {
+/// The display name of the client an authorization request (its query) names.
+fn client_name<'r>(clients: &'r ClientRegistry, query: &str) -> Option<&'r str> {
+    let client_id = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v)?;
+    clients.get(&client_id).map(|c| c.name.as_str())
+}
+
+pub(crate) async fn new_login_ticket(app: &AppState, now: Timestamp) -> Result<String, PageFault> {
     let lt = LoginTicketId::generate(&mut rand::rngs::OsRng);
     app.store
         .put_login_ticket(&lt.key(), now.plus(app.settings.tickets.login_ticket_ttl))
@@ -265,7 +321,7 @@ async fn show_form(
         RequestedService::Registered(url, registered) => {
             (Some(url.as_str()), Some(registered.name.as_str()))
         }
-        _ => (None, None),
+        _ => (None, form.resume.and_then(|r| r.client_name)),
     };
     let page = LoginPage {
         chrome: app.chrome(),
@@ -278,6 +334,7 @@ async fn show_form(
         username: form.username,
         error: form.error,
         remember_me: app.settings.session.remember_me,
+        authorize: form.resume.map(|r| r.query),
     };
     Ok(html(status, app.templates.login(&page)?))
 }

@@ -120,19 +120,40 @@ async fn logout(
         None => None,
     };
     let registry = app.registry().await?;
-    let told = ended
-        .as_ref()
-        .map(|e| notifications(app, &registry, e))
-        .unwrap_or_default();
     let target = logout_redirect(
         params.get("service"),
         params.get("url"),
         app.settings.logout.follow_url_parameter,
         &registry,
-    );
-    // Front-channel logout happens in this page, so it is shown even when a redirect was asked for.
+    )
+    .map(|t| t.as_str().to_owned());
+    finish_logout(app, &registry, ended.as_ref(), target).await
+}
+
+/// The answer to a logout, whichever protocol asked: a redirect to `target` (or the login page, if so
+/// configured), or the logged-out page naming the applications told and loading front-channel
+/// logouts, which is shown even when a redirect was asked for. Clears the cookie.
+pub(crate) async fn finish_logout(
+    app: &AppState,
+    registry: &ServiceRegistry,
+    ended: Option<&EndedSession>,
+    target: Option<String>,
+) -> Result<Response, PageFault> {
+    let mut told = ended
+        .map(|e| notifications(app, registry, e))
+        .unwrap_or_default();
+    if let Some(e) = ended.filter(|e| !e.clients.is_empty()) {
+        let clients = app.oidc.clients(app.store.as_ref()).await?;
+        for id in &e.clients {
+            if let Some(client) = clients.get(id) {
+                if !told.names.contains(&client.name) {
+                    told.names.push(client.name.clone());
+                }
+            }
+        }
+    }
     let mut response = match (target, told.frames.is_empty()) {
-        (Some(url), true) => redirect(url.as_str()),
+        (Some(url), true) => redirect(&url),
         (None, true) if app.settings.logout.redirect_to_login => redirect(&app.path("/login")),
         (target, _) => {
             let csp = (!told.frames.is_empty())
@@ -143,7 +164,7 @@ async fn logout(
                 had_session: ended.is_some(),
                 notified: told.names,
                 frames: told.frames,
-                continue_url: target.map(|t| t.as_str().to_owned()),
+                continue_url: target,
             };
             let mut response = html(StatusCode::OK, app.templates.logged_out(&page)?);
             if let Some(csp) = csp {

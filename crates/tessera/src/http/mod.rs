@@ -5,6 +5,7 @@ pub mod cas;
 pub mod extract;
 pub mod login;
 pub mod logout;
+pub mod oidc;
 pub mod response;
 pub mod rest;
 pub mod security;

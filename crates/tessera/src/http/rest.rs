@@ -10,10 +10,10 @@
 //! query string, which ends up in access logs.
 
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -28,9 +28,10 @@ use tessera_protocol::Timestamp;
 use tessera_store::{StoreError, StoreResult};
 
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::auth::throttle::{self, Verdict};
 use crate::auth::{AuthError, AuthenticatedUser, Password};
-use crate::http::extract::{is_cross_site_browser_request, Params};
+use crate::http::extract::{is_cross_site_browser_request, ClientAddr, Params};
 use crate::http::response::body;
 use crate::sso;
 
@@ -54,7 +55,7 @@ pub fn router(app: &AppState) -> Router<AppState> {
 /// `service` is checked (registered, and the user allowed in) but gets no ticket.
 async fn grant_ticket_granting_ticket(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     RestForm(form): RestForm,
 ) -> Result<Response, RestError> {
@@ -79,13 +80,14 @@ async fn grant_ticket_granting_ticket(
         RequestedService::Registered(_, registered) => Some(registered),
         RequestedService::Unregistered => return Err(RestError::UnauthorizedService),
     };
-    let user = check_password(&app, username, password, peer.ip(), now).await?;
+    let user = check_password(&app, username, password, client, now).await?;
     if registered.is_some_and(|r| !r.allows(&user.attributes)) {
         tracing::warn!(user = %user.username, "rest: access denied: required attributes not met");
         return Err(RestError::AccessDenied);
     }
     let (tgt, session) = sso::start_session(&app, user, false, false, now).await?;
-    tracing::info!(user = %session.username, session = %session.id, client = %peer.ip(), "rest: ticket-granting ticket created");
+    tracing::info!(user = %session.username, session = %session.id, client = %client, "rest: ticket-granting ticket created");
+    audit!("login", user = %session.username, client = %client, session = %session.id, via = "rest");
 
     let location = format!("{}/v1/tickets/{}", app.public_base(), tgt.as_str());
     let (content_type, text) = if wants_bare_id(&headers) {
@@ -105,7 +107,7 @@ async fn grant_ticket_granting_ticket(
 /// again and the ticket is from a new login (it passes `renew=true` validation).
 async fn grant_service_ticket(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     Path(tgt): Path<String>,
     RawQuery(query): RawQuery,
     RestForm(form): RestForm,
@@ -133,7 +135,7 @@ async fn grant_service_ticket(
         if username.is_empty() || password.is_empty() {
             return Err(RestError::MissingParameter("username and password (renew)"));
         }
-        let user = check_password(&app, username, password, peer.ip(), now).await?;
+        let user = check_password(&app, username, password, client, now).await?;
         if user.username != session.username {
             tracing::warn!(user = %user.username, session = %session.id, "rest: renew with another user's credentials");
             return Err(RestError::OtherUser);
@@ -212,7 +214,7 @@ async fn check_password(
         Verdict::Rejected => Err(RestError::BadCredentials),
         Verdict::Locked(until) => Err(RestError::Locked {
             retry_after: until.since(now).as_secs().max(1),
-            minutes: throttle::minutes_left(until, now),
+            wait: throttle::wait_text(until, now),
         }),
     }
 }
@@ -286,8 +288,8 @@ enum RestError {
     CrossSite,
     #[error("invalid username or password")]
     BadCredentials,
-    #[error("too many failed attempts; try again in {minutes} minute(s)")]
-    Locked { retry_after: u64, minutes: u64 },
+    #[error("too many failed attempts; try again in {wait}")]
+    Locked { retry_after: u64, wait: String },
     #[error("ticket-granting ticket not found or expired")]
     UnknownTicket,
     #[error("service not authorized: it is not registered with this server")]

@@ -6,14 +6,14 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::app::AppState;
 
 /// The security headers every response gets unless its handler set its own: no framing, no
-/// referrer (ticket-carrying URLs must not leak), no sniffing, no caching, and a CSP that allows
-/// only our stylesheet. The CSP has no `form-action`: browsers apply it to the redirects that follow a
+/// referrer (ticket-carrying URLs must not leak), no sniffing, no caching, a CSP that allows only
+/// our own stylesheet and scripts (no inline script anywhere), and HSTS when served over https. The CSP has no `form-action`: browsers apply it to the redirects that follow a
 /// form submission, and the login form's 302 goes to the service, which `'self'` would block.
-pub fn headers() -> Vec<SetResponseHeaderLayer<HeaderValue>> {
+pub fn headers(app: &AppState) -> Vec<SetResponseHeaderLayer<HeaderValue>> {
     let fixed: [(HeaderName, &'static str); 6] = [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -21,16 +21,26 @@ pub fn headers() -> Vec<SetResponseHeaderLayer<HeaderValue>> {
         (header::CACHE_CONTROL, "no-store"),
         (header::PRAGMA, "no-cache"),
     ];
-    fixed
+    let mut layers: Vec<_> = fixed
         .into_iter()
         .map(|(name, value)| {
             SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
         })
-        .collect()
+        .collect();
+    let max_age = app.settings.server.hsts_max_age.as_secs();
+    if app.is_https() && max_age > 0 {
+        if let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}")) {
+            layers.push(SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                value,
+            ));
+        }
+    }
+    layers
 }
 
 /// The `Set-Cookie` value that hands the browser its TGT (CAS 3.0 §3.6): HttpOnly, SameSite=Lax,
-/// Secure when Tessera is reached over https, scoped to the CAS path. A session cookie, unless the
+/// Secure when Tessera is reached over https, scoped to the paths that use the session. A session cookie, unless the
 /// session is long-term ("remember me"), which persists for its lifetime.
 pub fn set_tgc(app: &AppState, tgt: &str, long_term: bool) -> HeaderValue {
     let mut value = format!(
@@ -64,9 +74,18 @@ pub fn clear_tgc(app: &AppState) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The CAS base path, unless the OpenID Connect endpoints (which share the SSO session) live
+/// outside it: then the whole site.
 fn cookie_path(app: &AppState) -> &str {
-    match app.settings.base_path() {
-        "" => "/",
-        base => base,
+    let base = app.settings.base_path();
+    let oidc_inside = app
+        .oidc
+        .path
+        .strip_prefix(base)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if base.is_empty() || (app.settings.oidc.enabled && !oidc_inside) {
+        "/"
+    } else {
+        base
     }
 }

@@ -14,13 +14,26 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("logged_out.html", include_str!("templates/logged_out.html")),
     ("warn.html", include_str!("templates/warn.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("consent.html", include_str!("templates/consent.html")),
+    ("form_post.html", include_str!("templates/form_post.html")),
+    (
+        "end_session.html",
+        include_str!("templates/end_session.html"),
+    ),
 ];
 
-const STATIC: &[(&str, &str, &str)] = &[(
-    "style.css",
-    "text/css; charset=utf-8",
-    include_str!("static/style.css"),
-)];
+const STATIC: &[(&str, &str, &str)] = &[
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("static/style.css"),
+    ),
+    (
+        "form_post.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/form_post.js"),
+    ),
+];
 
 /// A template failed to load or render (a theme bug, never the user's input).
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +82,8 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
     /// Offer "remember me".
     pub remember_me: bool,
+    /// An OpenID Connect authorization request to resume after login (its query), as a hidden field.
+    pub authorize: Option<&'a str>,
 }
 
 /// "You are logged in".
@@ -112,6 +127,53 @@ pub struct WarnPage<'a> {
     pub service_name: &'a str,
     /// Login name.
     pub username: &'a str,
+}
+
+/// OpenID Connect consent: may this client know who the user is?
+#[derive(Debug, Serialize)]
+pub struct ConsentPage<'a> {
+    /// Shared page data.
+    pub chrome: Chrome<'a>,
+    /// The form's `action`.
+    pub action: String,
+    /// One-time form token.
+    pub lt: String,
+    /// The authorization request (its query), carried through.
+    pub request: &'a str,
+    /// The client's display name.
+    pub client_name: &'a str,
+    /// Login name.
+    pub username: &'a str,
+    /// What the scopes mean, one line each.
+    pub scopes: Vec<&'static str>,
+}
+
+/// An OpenID Connect `form_post` response: a form the browser submits to the client.
+#[derive(Debug, Serialize)]
+pub struct FormPostPage<'a> {
+    /// Shared page data.
+    pub chrome: Chrome<'a>,
+    /// The client's redirect URI.
+    pub action: &'a str,
+    /// The response parameters.
+    pub params: &'a [(String, String)],
+}
+
+/// Confirmation of an RP-initiated logout that did not prove it came from the session's client.
+#[derive(Debug, Serialize)]
+pub struct EndSessionPage<'a> {
+    /// Shared page data.
+    pub chrome: Chrome<'a>,
+    /// The form's `action`.
+    pub action: String,
+    /// One-time form token.
+    pub lt: String,
+    /// The logout request (its query), carried through.
+    pub request: &'a str,
+    /// The client that asked, when known.
+    pub client_name: Option<&'a str>,
+    /// Login name.
+    pub username: Option<&'a str>,
 }
 
 /// An error: unknown service, access denied, or our failure.
@@ -202,6 +264,18 @@ impl Templates {
     pub fn warn(&self, page: &WarnPage<'_>) -> Result<String, TemplateError> {
         self.render("warn.html", page)
     }
+    /// Renders the consent page.
+    pub fn consent(&self, page: &ConsentPage<'_>) -> Result<String, TemplateError> {
+        self.render("consent.html", page)
+    }
+    /// Renders a `form_post` response.
+    pub fn form_post(&self, page: &FormPostPage<'_>) -> Result<String, TemplateError> {
+        self.render("form_post.html", page)
+    }
+    /// Renders the logout confirmation.
+    pub fn end_session(&self, page: &EndSessionPage<'_>) -> Result<String, TemplateError> {
+        self.render("end_session.html", page)
+    }
     /// Renders an error page.
     pub fn error(&self, page: &ErrorPage<'_>) -> Result<String, TemplateError> {
         self.render("error.html", page)
@@ -258,6 +332,7 @@ mod tests {
                 username: "<b>",
                 error: Some("Invalid username or password."),
                 remember_me: true,
+                authorize: None,
             })
             .unwrap();
         assert_eq!(

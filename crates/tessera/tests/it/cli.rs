@@ -213,6 +213,56 @@ impl Home {
             .collect()
     }
 
+    /// The stdout of `tessera client list`.
+    fn clients(&self) -> String {
+        self.run(&["client", "list"]).succeeded().stdout
+    }
+
+    /// `tessera client add ARGS…`, which must succeed; its stdout.
+    fn add_client(&self, args: &[&str]) -> String {
+        let mut all = vec!["client", "add"];
+        all.extend_from_slice(args);
+        self.run(&all).succeeded().stdout
+    }
+
+    /// The rows of `tessera keys list` below its header: kid, alg, state, created.
+    fn keys(&self) -> Vec<[String; 4]> {
+        let out = self.run(&["keys", "list"]).succeeded();
+        let mut rows = out.stdout.lines();
+        let header = rows.next().unwrap_or_default();
+        assert!(
+            Regex::new(r"^KID +ALG +STATE +CREATED$")
+                .unwrap()
+                .is_match(header),
+            "{out:?}"
+        );
+        let columns = Regex::new(r" {2,}").unwrap();
+        rows.map(|row| {
+            let cells: Vec<String> = columns.split(row).map(str::to_owned).collect();
+            cells
+                .try_into()
+                .unwrap_or_else(|_| panic!("not 4 columns: {row:?}"))
+        })
+        .collect()
+    }
+
+    /// The bytes of the SQLite database and its journal files, as on disk.
+    fn database_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("tessera.db")
+            {
+                bytes.extend(std::fs::read(entry.path()).unwrap());
+            }
+        }
+        assert!(!bytes.is_empty(), "no database file");
+        bytes
+    }
+
     /// Starts `tessera serve --listen 127.0.0.1:0 EXTRA…` and reads its first line.
     fn serve(&self, extra: &[&str]) -> Server {
         let mut server = self.start_serve(extra);
@@ -461,7 +511,9 @@ fn help_lists_the_commands() {
     let out = tessera().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for command in ["serve", "user", "service", "config"] {
+    for command in [
+        "serve", "user", "service", "client", "keys", "session", "config",
+    ] {
         assert!(text.contains(command), "{text}");
     }
 }
@@ -1026,6 +1078,523 @@ fn a_database_service_shadowed_by_a_file_service_of_the_same_name_is_reported() 
     );
 }
 
+// ---- OpenID Connect clients ----
+
+/// A redirect URI for the client tests.
+const CALLBACK: &str = "https://rp.example.org/callback";
+
+/// Whether `haystack` contains `needle`.
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The value of the `client_secret: …` line of `client add`'s output.
+fn printed_secret(stdout: &str) -> String {
+    let secrets: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("client_secret: "))
+        .collect();
+    assert_eq!(secrets.len(), 1, "one secret line: {stdout}");
+    secrets[0].to_owned()
+}
+
+#[tokio::test]
+async fn client_add_prints_a_generated_secret_once_and_stores_only_its_hash() {
+    let home = Home::new();
+    let out = home.add_client(&["rp", "--redirect-uri", CALLBACK]);
+    let secret = printed_secret(&out);
+    assert_eq!(secret.len(), 43, "{out}");
+    assert!(
+        secret.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{secret:?}"
+    );
+    assert_eq!(
+        out.matches(secret.as_str()).count(),
+        1,
+        "printed once: {out}"
+    );
+    assert!(
+        out.starts_with("client rp added (confidential, RS256)\n"),
+        "{out}"
+    );
+    assert!(out.contains("client_id: rp\n"), "{out}");
+    assert!(out.contains("shown only now"), "{out}");
+
+    let listed = home.clients();
+    assert!(listed.contains("client rp (database)"), "{listed}");
+    assert!(!listed.contains(&secret), "{listed}");
+    assert!(
+        !Regex::new("[0-9a-f]{64}").unwrap().is_match(&listed),
+        "no hash either: {listed}"
+    );
+    assert!(
+        !contains_bytes(&home.database_bytes(), secret.as_bytes()),
+        "the secret is in the database file in clear"
+    );
+
+    // What is stored is a hash that recognizes the secret, and nothing else.
+    let store = SqliteStore::connect(&home.database_url()).await.unwrap();
+    let clients = store.list_clients().await.unwrap();
+    assert_eq!(clients.len(), 1);
+    assert!(clients[0].secret.verify(&secret));
+    assert!(!clients[0].secret.verify(&secret[1..]));
+
+    // A second client gets a different secret.
+    let other = printed_secret(&home.add_client(&["rp2", "--redirect-uri", CALLBACK]));
+    assert_ne!(other, secret);
+}
+
+#[tokio::test]
+async fn client_add_reads_a_chosen_secret_from_stdin_and_refuses_a_short_one() {
+    let home = Home::new();
+    home.run_with_stdin(
+        &[
+            "client",
+            "add",
+            "short",
+            "--secret-stdin",
+            "--redirect-uri",
+            CALLBACK,
+        ],
+        "only-31-characters-long-secret\n",
+    )
+    .failed_with(2, &["at least 32 characters"]);
+    home.run(&[
+        "client",
+        "add",
+        "empty",
+        "--secret-stdin",
+        "--redirect-uri",
+        CALLBACK,
+    ])
+    .failed_with(2, &["at least 32 characters"]);
+    assert!(home.clients().is_empty());
+
+    let chosen = "a-secret-of-exactly-32-character";
+    assert_eq!(chosen.len(), 32);
+    let out = home
+        .run_with_stdin(
+            &[
+                "client",
+                "add",
+                "rp",
+                "--secret-stdin",
+                "--redirect-uri",
+                CALLBACK,
+            ],
+            &format!("{chosen}\r\n"),
+        )
+        .succeeded();
+    assert_eq!(
+        out.stdout,
+        "client rp added (confidential, RS256)\nclient_id: rp\n"
+    );
+    assert!(!contains_bytes(&home.database_bytes(), chosen.as_bytes()));
+    let store = SqliteStore::connect(&home.database_url()).await.unwrap();
+    let stored = store.list_clients().await.unwrap();
+    assert!(
+        stored[0].secret.verify(chosen),
+        "the newline is not part of it"
+    );
+}
+
+#[tokio::test]
+async fn a_public_client_has_no_secret() {
+    let home = Home::new();
+    let out = home.add_client(&[
+        "spa",
+        "--public",
+        "--redirect-uri",
+        "http://localhost:3000/cb",
+    ]);
+    assert_eq!(
+        out,
+        "client spa added (public, PKCE required, RS256)\nclient_id: spa\n"
+    );
+    assert!(home
+        .clients()
+        .contains("  type:                      public, PKCE required\n"));
+    let store = SqliteStore::connect(&home.database_url()).await.unwrap();
+    assert!(store.list_clients().await.unwrap()[0].secret.is_public());
+
+    home.run(&[
+        "client",
+        "add",
+        "both",
+        "--public",
+        "--secret-stdin",
+        "--redirect-uri",
+        CALLBACK,
+    ])
+    .failed_with(2, &["--public", "--secret-stdin"]);
+}
+
+#[test]
+fn bad_client_registrations_are_refused_naming_the_problem() {
+    let home = Home::new();
+    let cases: [(&[&str], &[&str]); 10] = [
+        (&["rp"], &["--redirect-uri"]),
+        (
+            &["rp", "--redirect-uri", "javascript:x"],
+            &["client rp", "`javascript:x` must be an http or https URL"],
+        ),
+        (
+            &["rp", "--redirect-uri", "/callback"],
+            &["`/callback` is not an absolute URL"],
+        ),
+        (
+            &["rp", "--redirect-uri", "https://rp.example.org/cb#frag"],
+            &["`https://rp.example.org/cb#frag` must not have a fragment"],
+        ),
+        (
+            &[
+                "rp",
+                "--redirect-uri",
+                CALLBACK,
+                "--redirect-uri",
+                "ftp://rp.example.org/",
+            ],
+            &["must be an http or https URL"],
+        ),
+        (
+            &[
+                "rp",
+                "--redirect-uri",
+                CALLBACK,
+                "--post-logout-redirect-uri",
+                "logout",
+            ],
+            &["`logout` is not an absolute URL"],
+        ),
+        (
+            &[
+                "rp",
+                "--redirect-uri",
+                CALLBACK,
+                "--backchannel-logout-uri",
+                "https://u:p@rp.example.org/",
+            ],
+            &["must not carry a user name or password"],
+        ),
+        (&["a:b", "--redirect-uri", CALLBACK], &["client id `a:b`"]),
+        (
+            &["rp", "--redirect-uri", CALLBACK, "--signing-alg", "HS256"],
+            &["HS256"],
+        ),
+        (
+            &[
+                "rp",
+                "--redirect-uri",
+                CALLBACK,
+                "--release-all",
+                "--release",
+                "mail",
+            ],
+            &["--release-all", "--release"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let mut all = vec!["client", "add"];
+        all.extend_from_slice(args);
+        let out = home.run(&all).failed_with(2, needles);
+        assert!(out.stdout.is_empty(), "nothing printed, no secret: {out:?}");
+    }
+    assert!(home.clients().is_empty());
+}
+
+#[test]
+fn adding_a_client_id_twice_is_refused_and_keeps_the_first() {
+    let home = Home::new();
+    home.add_client(&["rp", "--redirect-uri", CALLBACK]);
+    let out = home
+        .run(&[
+            "client",
+            "add",
+            "rp",
+            "--public",
+            "--redirect-uri",
+            "https://other.example.org/",
+        ])
+        .failed_with(2, &["client rp already exists"]);
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let listed = home.clients();
+    assert!(
+        listed.contains(CALLBACK) && listed.contains("confidential"),
+        "{listed}"
+    );
+    assert!(!listed.contains("other.example.org"), "{listed}");
+}
+
+#[test]
+fn client_list_shows_every_field_file_clients_first_and_never_a_secret() {
+    let file_secret = "a-file-secret-that-is-long-enough-to-pass";
+    let home = Home::with_config(&format!(
+        "[[client]]\nid = \"filed\"\nsecret = \"{file_secret}\"\nredirect_uris = [\"https://f.example.org/cb\"]\n"
+    ));
+    let out = home.add_client(&[
+        "rp",
+        "--name",
+        "Relying Party",
+        "--redirect-uri",
+        CALLBACK,
+        "--redirect-uri",
+        "http://localhost:8000/cb",
+        "--post-logout-redirect-uri",
+        "https://rp.example.org/bye",
+        "--backchannel-logout-uri",
+        "https://rp.example.org/bc",
+        "--scope",
+        "profile",
+        "--scope",
+        "offline_access",
+        "--signing-alg",
+        "ES256",
+        "--consent",
+        "--release",
+        "memberOf=groups",
+        "--release",
+        "mail",
+    ]);
+    let secret = printed_secret(&out);
+    assert!(
+        out.starts_with("client rp added (confidential, ES256)\n"),
+        "{out}"
+    );
+
+    let listed = home.clients();
+    assert_eq!(
+        listed,
+        format!(
+            "\
+client filed (config file)
+  name:                      filed
+  type:                      confidential
+  signing alg:               RS256
+  consent:                   not asked
+  redirect URIs:             https://f.example.org/cb
+  post-logout redirect URIs: none
+  back-channel logout URI:   none
+  scopes:                    openid profile email
+  release:                   none
+
+client rp (database)
+  name:                      Relying Party
+  type:                      confidential
+  signing alg:               ES256
+  consent:                   asked
+  redirect URIs:             {CALLBACK} http://localhost:8000/cb
+  post-logout redirect URIs: https://rp.example.org/bye
+  back-channel logout URI:   https://rp.example.org/bc
+  scopes:                    openid profile offline_access
+  release:                   memberOf=groups,mail
+"
+        )
+    );
+    assert!(!listed.contains(&secret) && !listed.contains(file_secret));
+}
+
+#[test]
+fn a_client_of_the_config_file_cannot_be_added_again_or_removed_from_the_cli() {
+    let home = Home::with_config(
+        "[[client]]\nid = \"filed\"\npublic = true\nredirect_uris = [\"https://f.example.org/cb\"]\n",
+    );
+    let out = home
+        .run(&["client", "add", "filed", "--redirect-uri", CALLBACK])
+        .failed_with(
+            2,
+            &["client filed", "declared in the config file, which wins"],
+        );
+    assert!(out.stdout.is_empty(), "no secret printed: {out:?}");
+    home.run(&["client", "remove", "filed"]).failed_with(
+        2,
+        &[
+            "client filed",
+            "declared in the config file; remove it there",
+        ],
+    );
+    let listed = home.clients();
+    assert!(
+        listed.starts_with("client filed (config file)\n"),
+        "{listed}"
+    );
+    assert!(!listed.contains(CALLBACK), "{listed}");
+}
+
+#[test]
+fn a_database_client_shadowed_by_a_file_client_is_listed_as_ignored() {
+    let home = Home::new();
+    home.add_client(&["dup", "--redirect-uri", CALLBACK]);
+    home.write_config(
+        "[[client]]\nid = \"dup\"\npublic = true\nredirect_uris = [\"https://f.example.org/cb\"]\n",
+    );
+    let listed = home.clients();
+    assert!(listed.starts_with("client dup (config file)\n"), "{listed}");
+    assert!(
+        listed.contains(
+            "client dup (database; ignored: the config file declares a client of the same id)"
+        ),
+        "{listed}"
+    );
+    let out = home.run(&["client", "remove", "dup"]).succeeded();
+    assert!(
+        out.stdout
+            .contains("note: the config file's client dup stays"),
+        "{out:?}"
+    );
+    assert!(!home.clients().contains("(database"));
+}
+
+#[test]
+fn client_remove_deletes_and_an_unknown_id_exits_1() {
+    let home = Home::new();
+    home.add_client(&["rp", "--redirect-uri", CALLBACK]);
+    home.add_client(&["other", "--public", "--redirect-uri", CALLBACK]);
+    let out = home.run(&["client", "remove", "rp"]).succeeded();
+    assert_eq!(
+        out.stdout,
+        "client rp removed, with its grants (their tokens no longer work) and consents\n"
+    );
+    let listed = home.clients();
+    assert!(
+        listed.starts_with("client other (database)") && !listed.contains("client rp "),
+        "{listed}"
+    );
+    let out = home
+        .run(&["client", "remove", "rp"])
+        .failed_with(1, &["no client rp"]);
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(!out.stderr.contains("error:"), "{out:?}");
+}
+
+// ---- signing keys ----
+
+/// The RFC 3339 timestamp form `keys list` prints.
+const RFC3339: &str = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ";
+
+/// The rows of `keys` for `alg`.
+fn keys_of<'a>(keys: &'a [[String; 4]], alg: &str) -> Vec<&'a [String; 4]> {
+    keys.iter().filter(|k| k[1] == alg).collect()
+}
+
+/// The `(alg, kid)` pairs `keys rotate` announced.
+fn rotated(stdout: &str) -> Vec<(String, String)> {
+    Regex::new(r"(?m)^new (RS256|ES256) key ([A-Za-z0-9_-]+): ")
+        .unwrap()
+        .captures_iter(stdout)
+        .map(|c| (c[1].to_owned(), c[2].to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_first_serve_generates_an_active_key_for_each_algorithm() {
+    let home = Home::new();
+    let out = home.run(&["keys", "list"]).succeeded();
+    assert!(out.stdout.starts_with("no signing keys yet"), "{out:?}");
+    drop(home.serve(&[]));
+
+    let keys = home.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for alg in ["RS256", "ES256"] {
+        let of = keys_of(&keys, alg);
+        assert_eq!(of.len(), 1, "{keys:?}");
+        assert_eq!(of[0][2], "active");
+        assert!(
+            Regex::new(&format!("^{RFC3339}$"))
+                .unwrap()
+                .is_match(&of[0][3]),
+            "{keys:?}"
+        );
+        assert_eq!(of[0][0].len(), 43, "a JWK thumbprint: {keys:?}");
+    }
+    // A second start keeps them.
+    drop(home.serve(&[]));
+    assert_eq!(home.keys().len(), 2);
+}
+
+#[test]
+fn keys_rotate_on_a_fresh_database_makes_keys_that_sign_at_once() {
+    let home = Home::new();
+    let out = home.run(&["keys", "rotate"]).succeeded();
+    assert_eq!(rotated(&out.stdout).len(), 2, "{out:?}");
+    assert!(out.stdout.contains("signs from now"), "{out:?}");
+    let keys = home.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| k[2] == "active"), "{keys:?}");
+}
+
+#[test]
+fn keys_rotate_with_no_delay_makes_new_active_keys_and_retires_the_old_ones() {
+    let home = Home::new();
+    drop(home.serve(&[]));
+    let before = home.keys();
+
+    let out = home
+        .run(&["keys", "rotate", "--activate-in", "0s"])
+        .succeeded();
+    let new = rotated(&out.stdout);
+    assert_eq!(new.len(), 2, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("old keys stay published until the tokens they signed expire"),
+        "{out:?}"
+    );
+
+    let after = home.keys();
+    assert_eq!(after.len(), 4, "{after:?}");
+    let retired = Regex::new(&format!(r"^retired \(since {RFC3339}\)$")).unwrap();
+    for old in &before {
+        let now = after.iter().find(|k| k[0] == old[0]).unwrap();
+        assert!(retired.is_match(&now[2]), "{after:?}");
+    }
+    for (alg, kid) in &new {
+        let key = after.iter().find(|k| &k[0] == kid).unwrap();
+        assert_eq!((&key[1], key[2].as_str()), (alg, "active"), "{after:?}");
+    }
+    // The server starts with the new keys and does not make more.
+    drop(home.serve(&[]));
+    assert_eq!(home.keys(), after);
+}
+
+#[test]
+fn keys_rotate_of_es256_with_a_delay_prepublishes_it_and_leaves_rs256_alone() {
+    let home = Home::new();
+    drop(home.serve(&[]));
+    let before = home.keys();
+
+    let out = home
+        .run(&["keys", "rotate", "--alg", "ES256", "--activate-in", "1h"])
+        .succeeded();
+    let new = rotated(&out.stdout);
+    assert_eq!(new.len(), 1, "{out:?}");
+    assert_eq!(new[0].0, "ES256");
+    assert!(out.stdout.contains("published now, signs from "), "{out:?}");
+
+    let after = home.keys();
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(keys_of(&after, "RS256"), keys_of(&before, "RS256"));
+    let es = keys_of(&after, "ES256");
+    let old = es.iter().find(|k| k[0] != new[0].1).unwrap();
+    let fresh = es.iter().find(|k| k[0] == new[0].1).unwrap();
+    // The old key signs until the new one takes over.
+    let when = fresh[2]
+        .strip_prefix("published (signs from ")
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{after:?}"));
+    assert!(Regex::new(&format!("^{RFC3339}$")).unwrap().is_match(when));
+    assert_eq!(old[2], format!("active (until {when})"), "{after:?}");
+}
+
+#[test]
+fn keys_rotate_refuses_an_unknown_algorithm_and_a_bad_delay() {
+    let home = Home::new();
+    home.run(&["keys", "rotate", "--alg", "HS256"])
+        .failed_with(2, &["HS256"]);
+    home.run(&["keys", "rotate", "--activate-in", "soon"])
+        .failed_with(2, &["--activate-in"]);
+    let out = home.run(&["keys", "list"]).succeeded();
+    assert!(out.stdout.starts_with("no signing keys yet"), "{out:?}");
+}
+
 // ---- configuration ----
 
 #[test]
@@ -1324,5 +1893,395 @@ fn sigterm_right_after_the_first_line_stops_the_server_with_status_0() {
         Some(0),
         "{status}; stderr:\n{}",
         server.stderr()
+    );
+}
+
+#[tokio::test]
+async fn the_operations_listener_serves_metrics_health_and_readiness() {
+    let home = Home::with_config("[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    home.add_user("alice", PASSWORD, &[]);
+    let server = home.serve(&[]);
+    let announced = server.next_line();
+    let metrics_url =
+        Regex::new(r"^metrics listening on (http://127\.0\.0\.1:[1-9][0-9]*/metrics)$")
+            .unwrap()
+            .captures(&announced)
+            .unwrap_or_else(|| panic!("unexpected second line {announced:?}"))[1]
+            .to_owned();
+    let operations = metrics_url.trim_end_matches("/metrics").to_owned();
+    // One good and one bad password on the REST API, one ticket issued.
+    let client = reqwest::Client::new();
+    for (password, expected) in [
+        (PASSWORD, StatusCode::CREATED),
+        ("wrong", StatusCode::UNAUTHORIZED),
+    ] {
+        let r = client
+            .post(server.url("/cas/v1/tickets"))
+            .form(&[("username", "alice"), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected);
+    }
+    let validation = client
+        .get(server.url("/cas/p3/serviceValidate?service=https%3A%2F%2Fa%2F&ticket=ST-forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(validation.status(), StatusCode::OK);
+    let metrics = reqwest::get(&metrics_url).await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "tessera_logins_total{outcome=\"success\"} 1",
+        "tessera_logins_total{outcome=\"failure\"} 1",
+        "tessera_ticket_validations_total{outcome=\"failure\"} 1",
+        "tessera_ticket_validation_seconds_count 1",
+        "# TYPE tessera_db_pool_connections gauge",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    for origin in [operations.as_str(), server.origin.as_str()] {
+        for (path, body) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+            let r = reqwest::get(format!("{origin}{path}")).await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{origin}{path}");
+            assert_eq!(r.text().await.unwrap(), body);
+        }
+    }
+    // Metrics are not on the main listener.
+    let r = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    use std::io::Read;
+    let home = Home::new();
+    home.add_user("alice", PASSWORD, &[]);
+    let mut server = home.serve(&[]);
+    let addr = server.origin.trim_start_matches("http://").to_owned();
+    let body = format!("username=alice&password={}", enc(PASSWORD));
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // The headers, asking to wait before the body: "100 Continue" comes back once the handler
+    // is reading the body, so the request is surely in flight when the signal arrives.
+    write!(
+        stream,
+        "POST /cas/v1/tickets HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len(),
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    server.signal("TERM");
+    // Shutdown has begun once the listener stops accepting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "the request in flight was not answered: {response:?}"
+    );
+    let status = server.wait_for_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+// ---- migrate ----
+
+/// Rewrites `home`'s config file to use the database at `url` (with cheap hashes).
+fn use_database(home: &Home, url: &str) {
+    let text = format!(
+        "[database]\nurl = \"{url}\"\n\n[password]\nargon2_memory_kib = 256\nargon2_iterations = 1\n"
+    );
+    std::fs::write(&home.config, text).unwrap();
+}
+
+#[tokio::test]
+async fn migrate_copies_a_sqlite_deployment_into_postgres_where_it_carries_on() {
+    let database = crate::support::postgres::PostgresDatabase::create();
+    let old = Home::new();
+    old.add_user("alice", PASSWORD, &["mail=alice@example.org"]);
+    old.add_service(&[
+        "app",
+        "--prefix",
+        APP,
+        "--release-all",
+        "--logout-type",
+        "none",
+    ]);
+    let jar = Arc::default();
+    let client = browser(&jar);
+    let mut server = old.serve(&[]);
+    let handed_out = log_in(&client, &server, APP, "alice", PASSWORD)
+        .await
+        .ticket_for(APP);
+    server.signal("TERM");
+    server.wait_for_exit(PATIENCE);
+
+    // No config file: the two URLs are all the command needs.
+    let mut cmd = tessera();
+    cmd.args([
+        "migrate",
+        "--from",
+        &old.database_url(),
+        "--to",
+        &database.url,
+    ]);
+    let out = run(cmd, None).succeeded();
+    let copied = |table: &str| -> u64 {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(table))
+            .unwrap_or_else(|| panic!("no {table} line: {out:?}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert!(out.stdout.starts_with("copied "), "{out:?}");
+    for (table, rows) in [
+        ("users", 1),
+        ("services", 1),
+        ("sessions", 1),
+        ("service_tickets", 1),
+        ("signing_keys", 2),
+    ] {
+        assert_eq!(copied(table), rows, "{out:?}");
+    }
+    assert!(out.stdout.contains("[database] url"), "{out:?}");
+    assert!(out.stdout.contains(&database.url), "{out:?}");
+
+    // Copying again would merge two deployments: refused, and nothing changes.
+    let mut again = tessera();
+    again.args([
+        "migrate",
+        "--from",
+        &old.database_url(),
+        "--to",
+        &database.url,
+    ]);
+    run(again, None).failed_with(1, &["the destination database is not empty"]);
+
+    // The new database carries on: users, the ticket handed out, the browser's session.
+    let new = Home::new();
+    use_database(&new, &database.url);
+    assert_eq!(new.users(), ["alice\tmail=alice@example.org"]);
+    let server = new.serve(&[]);
+    let answer = validate(&server, "/cas/serviceValidate", &handed_out, APP).await;
+    assert!(answer.contains("<cas:user>alice</cas:user>"), "{answer}");
+    let replay = validate(&server, "/cas/serviceValidate", &handed_out, APP).await;
+    assert!(replay.contains("INVALID_TICKET"), "{replay}");
+    let sso = revisit_login(&client, &server, APP).await.ticket_for(APP);
+    let answer = validate(&server, "/cas/serviceValidate", &sso, APP).await;
+    assert!(
+        answer.contains("<cas:mail>alice@example.org</cas:mail>"),
+        "{answer}"
+    );
+    let fresh = Arc::default();
+    let ticket = log_in(&browser(&fresh), &server, APP, "alice", PASSWORD)
+        .await
+        .ticket_for(APP);
+    let answer = validate(&server, "/cas/serviceValidate", &ticket, APP).await;
+    assert!(answer.contains("<cas:user>alice</cas:user>"), "{answer}");
+}
+
+#[test]
+fn migrate_refuses_a_missing_source_the_same_database_and_unknown_urls() {
+    let home = Home::new();
+    let missing = home.database_url();
+    let elsewhere = format!("sqlite://{}/copy.db", home.dir.path().display());
+    for (from, to, needle) in [
+        (missing.as_str(), elsewhere.as_str(), "no database file"),
+        (missing.as_str(), missing.as_str(), "the same database"),
+        ("mysql://db/x", elsewhere.as_str(), "unsupported database"),
+        (missing.as_str(), "ftp://db/x", "unsupported database"),
+    ] {
+        let mut cmd = tessera();
+        cmd.args(["migrate", "--from", from, "--to", to]);
+        run(cmd, None).failed_with(2, &[needle]);
+    }
+    assert!(
+        !home.dir.path().join("tessera.db").exists() && !home.dir.path().join("copy.db").exists(),
+        "nothing is created"
+    );
+
+    // An empty source has nothing to copy.
+    home.run(&["user", "list"]).succeeded();
+    let mut cmd = tessera();
+    cmd.args(["migrate", "--from", &missing, "--to", &elsewhere]);
+    run(cmd, None).failed_with(2, &["nothing to copy"]);
+    assert!(!home.dir.path().join("copy.db").exists());
+}
+
+#[tokio::test]
+async fn user_unlock_lifts_a_lock_and_the_audit_log_tells_the_story() {
+    let home = Home::with_config("[login]\nfirst_delay = \"0s\"\n");
+    home.add_user("alice", PASSWORD, &[]);
+    let server = home.serve(&[]);
+    let client = reqwest::Client::new();
+    let login = |password: &'static str| {
+        client
+            .post(server.url("/cas/v1/tickets"))
+            .form(&[("username", "alice"), ("password", password)])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            login("wrong").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = login(PASSWORD).await.unwrap();
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let out = home.run(&["user", "unlock", "alice"]).succeeded();
+    assert_eq!(
+        out.stdout,
+        "user alice unlocked: its failed logins are forgotten\n"
+    );
+    assert_eq!(login(PASSWORD).await.unwrap().status(), StatusCode::CREATED);
+    let again = home.run(&["user", "unlock", "alice"]).succeeded();
+    assert_eq!(again.stdout, "user alice had no failed logins to forget\n");
+
+    // One audit event per login outcome, on the `audit` target, without the password.
+    let log = server.stderr();
+    for needle in [
+        "audit: event=\"login_failed\" user=alice client=127.0.0.1",
+        "audit: event=\"login_throttled\" user=alice client=127.0.0.1",
+        "audit: event=\"login\" user=alice client=127.0.0.1",
+    ] {
+        assert!(log.contains(needle), "missing {needle:?} in\n{log}");
+    }
+    assert!(!log.contains(PASSWORD));
+    let admin = home
+        .run_with_env(
+            &["user", "unlock", "alice"],
+            &[("TESSERA_LOG", "audit=info")],
+        )
+        .succeeded();
+    assert!(
+        admin
+            .stderr
+            .contains("audit: event=\"admin\" action=\"user unlock\" subject=alice"),
+        "{}",
+        admin.stderr
+    );
+}
+
+#[tokio::test]
+async fn serve_terminates_tls_and_reloads_the_certificate_on_sighup() {
+    use crate::support::tls::TestCa;
+    let home = Home::new();
+    let (first_ca, second_ca) = (TestCa::new("first CA"), TestCa::new("second CA"));
+    let (cert_path, key_path) = (
+        home.dir.path().join("cert.pem"),
+        home.dir.path().join("key.pem"),
+    );
+    let install = |ca: &TestCa| {
+        let (cert, key) = ca.server_pem();
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+    };
+    install(&first_ca);
+    home.write_config(&format!(
+        "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert_path.display().to_string(),
+        key_path.display().to_string()
+    ));
+    let mut server = home.start_serve(&[]);
+    let first = server.next_line();
+    let origin = Regex::new(r"^tessera listening on (https://127\.0\.0\.1:[1-9][0-9]*)$")
+        .unwrap()
+        .captures(&first)
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))[1]
+        .to_owned();
+    let trusting = |ca: &TestCa| {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    let page = trusting(&first_ca)
+        .get(format!("{origin}/cas/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    // Plain http on the TLS port gets nothing usable.
+    let plain = reqwest::get(origin.replace("https://", "http://")).await;
+    assert!(plain.map_or(true, |r| !r.status().is_success()));
+
+    // A broken file on SIGHUP keeps the current certificate.
+    std::fs::write(&key_path, "not a key").unwrap();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("TLS reload failed") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload error logged:\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.stderr().contains("key.pem"), "{}", server.stderr());
+    let still = trusting(&first_ca)
+        .get(format!("{origin}/healthz"))
+        .send()
+        .await;
+    assert_eq!(still.unwrap().status(), StatusCode::OK);
+
+    // A new certificate on SIGHUP is served to new connections.
+    install(&second_ca);
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(r) = trusting(&second_ca)
+            .get(format!("{origin}/healthz"))
+            .send()
+            .await
+        {
+            assert_eq!(r.status(), StatusCode::OK);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new certificate not served:\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(trusting(&first_ca)
+        .get(format!("{origin}/healthz"))
+        .send()
+        .await
+        .is_err());
+    server.signal("TERM");
+    assert_eq!(
+        server.wait_for_exit(Duration::from_secs(10)).code(),
+        Some(0)
     );
 }

@@ -47,7 +47,7 @@ async fn a_password_login_redirects_with_a_ticket_and_sets_the_cookie() {
     assert_eq!(cookies.len(), 1, "{cookies:?}");
     let tgc = &cookies[0];
     assert!(tgc.starts_with("TGC=TGT-"), "{tgc}");
-    for flag in ["Path=/cas", "HttpOnly", "SameSite=Lax"] {
+    for flag in ["Path=/;", "HttpOnly", "SameSite=Lax"] {
         assert!(tgc.contains(flag), "{tgc}");
     }
     assert!(
@@ -387,12 +387,16 @@ async fn warn_asks_before_entering_a_service_with_the_session() {
 #[tokio::test]
 async fn repeated_failures_lock_the_user_even_against_the_right_password() {
     let server = TestServer::start().await;
-    for _ in 0..5 {
+    for i in 0..5 {
         let page = server
             .browser()
             .log_in_as(Some(SERVICE), USER, "wrong", &[])
             .await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        if i < 4 {
+            // Past the growing delays, but not past the lockout.
+            server.advance(Duration::from_secs(2));
+        }
     }
     let locked = server
         .browser()
@@ -418,14 +422,51 @@ async fn repeated_failures_lock_the_user_even_against_the_right_password() {
 #[tokio::test]
 async fn a_success_resets_the_failure_count() {
     let server = TestServer::start().await;
-    for _ in 0..4 {
-        server.browser().log_in_as(None, USER, "wrong", &[]).await;
+    for _ in 0..2 {
+        for _ in 0..4 {
+            server.browser().log_in_as(None, USER, "wrong", &[]).await;
+            server.advance(Duration::from_secs(2));
+        }
+        server.browser().cas_login(SERVICE).await;
     }
-    server.browser().cas_login(SERVICE).await;
-    for _ in 0..4 {
-        server.browser().log_in_as(None, USER, "wrong", &[]).await;
+}
+
+#[tokio::test]
+async fn failures_make_the_next_attempt_wait_longer_and_longer() {
+    let server = TestServer::start().await;
+    let attempt = |password: &'static str| {
+        let browser = server.browser();
+        async move { browser.log_in_as(None, USER, password, &[]).await }
+    };
+    // Two typos cost nothing.
+    for _ in 0..2 {
+        assert_eq!(attempt("wrong").await.status, StatusCode::UNAUTHORIZED);
     }
-    server.browser().cas_login(SERVICE).await;
+    // The third failure makes the next attempt wait a second, even with the right password.
+    assert_eq!(attempt("wrong").await.status, StatusCode::UNAUTHORIZED);
+    let early = attempt(PASSWORD).await;
+    assert_eq!(early.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        early.body.contains("Please wait 1 second and try again."),
+        "{}",
+        early.body
+    );
+    server.advance(Duration::from_millis(999));
+    assert_eq!(
+        attempt(PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    server.advance(Duration::from_millis(1));
+    // The fourth failure doubles the wait.
+    assert_eq!(attempt("wrong").await.status, StatusCode::UNAUTHORIZED);
+    let early = attempt(PASSWORD).await;
+    assert!(
+        early.body.contains("Please wait 2 seconds"),
+        "{}",
+        early.body
+    );
+    server.advance(Duration::from_secs(2));
+    assert_eq!(attempt(PASSWORD).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

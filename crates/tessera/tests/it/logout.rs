@@ -16,7 +16,7 @@ async fn logout_ends_the_session_on_the_server() {
     let out = browser.get("/logout").await;
     assert_eq!(out.status, StatusCode::OK);
     assert!(out.body.contains("You are logged out"));
-    assert_eq!(out.set_cookies(), ["TGC=; Path=/cas; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"]);
+    assert_eq!(out.set_cookies(), ["TGC=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"]);
     // A copy of the old cookie is worthless: the session is gone server-side.
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

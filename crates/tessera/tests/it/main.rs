@@ -5,8 +5,11 @@
 
 mod cas;
 mod cli;
+mod cluster;
 mod login;
 mod logout;
+mod oidc;
+mod oidc_rp;
 mod pages;
 mod proxy;
 mod rest;

@@ -514,9 +514,12 @@ async fn a_tgt_ends_at_the_hard_timeout() {
 async fn repeated_failures_lock_rest_logins_even_with_the_right_password() {
     let server = TestServer::start().await;
     let rest = Rest::new(&server);
-    for _ in 0..5 {
+    for i in 0..5 {
         let page = rest.log_in_as(USER, "wrong").await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        if i < 4 {
+            server.advance(Duration::from_secs(2));
+        }
     }
     let page = rest.log_in_as(USER, PASSWORD).await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.body);
@@ -550,11 +553,13 @@ async fn failures_on_the_login_form_lock_rest_logins_too() {
     let server = TestServer::start().await;
     for _ in 0..3 {
         server.browser().log_in_as(None, USER, "wrong", &[]).await;
+        server.advance(Duration::from_secs(2));
     }
     let rest = Rest::new(&server);
     for _ in 0..2 {
         let page = rest.log_in_as(USER, "wrong").await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        server.advance(Duration::from_secs(2));
     }
     let page = rest.log_in_as(USER, PASSWORD).await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
@@ -576,6 +581,7 @@ async fn renew_attempts_count_against_the_throttle() {
     for _ in 0..5 {
         let page = rest.request_ticket(&tgt_url, &renew("wrong")).await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        server.advance(Duration::from_secs(2));
     }
     let page = rest.request_ticket(&tgt_url, &renew(PASSWORD)).await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
@@ -588,6 +594,7 @@ async fn a_success_resets_the_users_failure_count() {
     for _ in 0..2 {
         for _ in 0..4 {
             rest.log_in_as(USER, "wrong").await;
+            server.advance(Duration::from_secs(2));
         }
         rest.tgt_url().await;
     }

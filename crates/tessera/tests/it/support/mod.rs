@@ -22,6 +22,7 @@ pub(crate) const SERVICE: &str = "https://app.example.org/login?next=%2Fprofile"
 /// Another registered service.
 pub(crate) const OTHER_SERVICE: &str = "https://other.example.org/";
 
+pub(crate) mod postgres;
 pub(crate) mod receiver;
 pub(crate) mod tls;
 
@@ -39,6 +40,8 @@ pub(crate) struct TestServer {
     pub(crate) clock: Arc<ManualClock>,
     /// The server's store.
     pub(crate) store: Arc<dyn Store>,
+    /// The running server's application state (shared with it: same provider, same key cache).
+    app: Option<tessera::AppState>,
     _dir: tempfile::TempDir,
 }
 
@@ -99,6 +102,7 @@ impl TestServer {
             stop: None,
             clock,
             store,
+            app: None,
             _dir: dir,
         };
         server.serve().await;
@@ -112,6 +116,7 @@ impl TestServer {
                 .unwrap();
         let addr = server.local_addr().unwrap();
         self.base = format!("http://{addr}{}", server.state().settings.base_path());
+        self.app = Some(server.state().clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let handle = tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -174,6 +179,20 @@ impl TestServer {
         );
         let r = client().get(url).send().await.unwrap();
         (r.status(), r.text().await.unwrap())
+    }
+
+    /// The running server's application state.
+    pub(crate) fn state(&self) -> &tessera::AppState {
+        self.app.as_ref().expect("the server runs")
+    }
+
+    /// `http://127.0.0.1:PORT`: the server's origin (the public URL without the CAS base path).
+    pub(crate) fn origin(&self) -> String {
+        let base = &self.loaded.settings.server.base_path;
+        self.base
+            .strip_suffix(base.as_str())
+            .unwrap_or(&self.base)
+            .to_owned()
     }
 
     /// Moves the server's clock forward.
@@ -299,6 +318,24 @@ impl Browser {
     /// POST a form to `base` + `path_and_query`, as a same-origin browser would.
     pub(crate) async fn post(&self, path_and_query: &str, form: &[(&str, &str)]) -> Page {
         let url = format!("{}{path_and_query}", self.base);
+        let r = self
+            .client
+            .post(url)
+            .header("sec-fetch-site", "same-origin")
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        read(r).await
+    }
+
+    /// GET an absolute URL (another path than the CAS base, e.g. `/oidc/...`).
+    pub(crate) async fn get_url(&self, url: &str) -> Page {
+        read(self.client.get(url).send().await.unwrap()).await
+    }
+
+    /// POST a form to an absolute URL, as a same-origin browser would.
+    pub(crate) async fn post_url(&self, url: &str, form: &[(&str, &str)]) -> Page {
         let r = self
             .client
             .post(url)

@@ -39,6 +39,15 @@ impl TestCa {
         path
     }
 
+    /// A server certificate for 127.0.0.1 and localhost, and its key, both PEM.
+    pub(crate) fn server_pem(&self) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     fn server_config(&self) -> ServerConfig {
         let key = KeyPair::generate().unwrap();
         let params =
