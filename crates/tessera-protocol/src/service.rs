@@ -418,6 +418,10 @@ pub struct RegisteredService {
     pub proxy_target: bool,
     /// Where it was declared.
     pub origin: ServiceOrigin,
+    /// The look of the pages about it: a per-service theme of the server's theme directory.
+    pub theme: Option<String>,
+    /// What it is, shown under its name on the login page.
+    pub description: Option<String>,
 }
 
 impl RegisteredService {
@@ -436,6 +440,8 @@ impl RegisteredService {
             proxy_callback: None,
             proxy_target: false,
             origin,
+            theme: None,
+            description: None,
         }
     }
 

@@ -168,7 +168,7 @@ impl Store for PostgresStore {
         let policy = ServicePolicyColumns::of(s);
         sqlx::query(&format!(
             "INSERT INTO services ({SERVICE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&s.name)
         .bind(s.pattern.kind())
@@ -184,6 +184,8 @@ impl Store for PostgresStore {
         .bind(s.proxy_callback.as_ref().map(ServicePattern::kind))
         .bind(s.proxy_callback.as_ref().map(ServicePattern::source))
         .bind(s.proxy_target)
+        .bind(&s.theme)
+        .bind(&s.description)
         .execute(&self.pool)
         .await
         .map_err(conflict_as(|| format!("service {}", s.name)))?;

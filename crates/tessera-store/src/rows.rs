@@ -76,7 +76,7 @@ impl TryFrom<UserRow> for UserRecord {
 /// The columns of `services`, in [`ServiceRow`] order.
 pub(crate) const SERVICE_COLUMNS: &str = "name, pattern_kind, pattern, enabled, release_mode, \
      release_rules, username_attribute, requirements, sso, logout_url, logout_type, \
-     proxy_callback_kind, proxy_callback, proxy_target";
+     proxy_callback_kind, proxy_callback, proxy_target, theme, description";
 
 /// A row of `services`, as stored.
 #[derive(FromRow, PartialEq, Eq)]
@@ -95,6 +95,8 @@ pub struct ServiceRow {
     proxy_callback_kind: Option<String>,
     proxy_callback: Option<String>,
     proxy_target: bool,
+    theme: Option<String>,
+    description: Option<String>,
 }
 
 impl TryFrom<ServiceRow> for RegisteredService {
@@ -129,6 +131,8 @@ impl TryFrom<ServiceRow> for RegisteredService {
             _ => None,
         };
         service.proxy_target = r.proxy_target;
+        service.theme = r.theme;
+        service.description = r.description;
         Ok(service)
     }
 }
@@ -514,6 +518,8 @@ impl Columns for ServiceRow {
             Cell::OptText(self.proxy_callback_kind.as_deref()),
             Cell::OptText(self.proxy_callback.as_deref()),
             Cell::Bool(self.proxy_target),
+            Cell::OptText(self.theme.as_deref()),
+            Cell::OptText(self.description.as_deref()),
         ]);
     }
 }

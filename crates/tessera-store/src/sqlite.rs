@@ -154,7 +154,8 @@ impl Store for SqliteStore {
     async fn list_services(&self) -> StoreResult<Vec<RegisteredService>> {
         sqlx::query_as::<_, ServiceRow>(
             "SELECT name, pattern_kind, pattern, enabled, release_mode, release_rules, username_attribute, \
-             requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target FROM services ORDER BY name",
+             requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target, theme, description \
+             FROM services ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?
@@ -167,7 +168,8 @@ impl Store for SqliteStore {
         let policy = ServicePolicyColumns::of(s);
         sqlx::query(
             "INSERT INTO services (name, pattern_kind, pattern, enabled, release_mode, release_rules, \
-             username_attribute, requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             username_attribute, requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target, \
+             theme, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&s.name)
         .bind(s.pattern.kind())
@@ -183,6 +185,8 @@ impl Store for SqliteStore {
         .bind(s.proxy_callback.as_ref().map(ServicePattern::kind))
         .bind(s.proxy_callback.as_ref().map(|p| p.source().to_owned()))
         .bind(s.proxy_target)
+        .bind(&s.theme)
+        .bind(&s.description)
         .execute(&self.pool)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("service {}", s.name)) } else { e.into() })?;

@@ -246,6 +246,8 @@ async fn services_round_trip_with_their_policy(store: Arc<dyn Store>) {
     s.logout_url = Some("https://app.org/slo".into());
     s.proxy_callback = Some(ServicePattern::regex("https://app.org/pgt").unwrap());
     s.proxy_target = true;
+    s.theme = Some("campus".into());
+    s.description = Some("Mail & calendar".into());
     store.put_service(&s).await.unwrap();
     assert!(matches!(
         store.put_service(&s).await,
@@ -272,6 +274,9 @@ async fn services_round_trip_with_their_policy(store: Arc<dyn Store>) {
         format!("{:?}", s.proxy_callback)
     );
     assert!(got.proxy_target && !listed[1].proxy_target && listed[1].proxy_callback.is_none());
+    assert_eq!(got.theme.as_deref(), Some("campus"));
+    assert_eq!(got.description.as_deref(), Some("Mail & calendar"));
+    assert!(listed[1].theme.is_none() && listed[1].description.is_none());
     assert_eq!(listed[1].pattern.kind(), "prefix");
     assert!(store.delete_service("app").await.unwrap());
     assert!(!store.delete_service("app").await.unwrap());

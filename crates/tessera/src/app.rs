@@ -17,7 +17,7 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
-use crate::auth::local::{LocalAuthenticator, PasswordHasher};
+use crate::auth::local::PasswordHasher;
 use crate::auth::{AuthError, Authenticator};
 use crate::clock::Clock;
 use crate::config::{Loaded, Settings};
@@ -134,7 +134,8 @@ impl AppState {
         };
         let templates = Templates::new(settings.theme.dir.as_deref())?;
         let hasher = PasswordHasher::new(&settings.password)?;
-        let authenticator = Arc::new(LocalAuthenticator::new(store.clone(), hasher.clone()));
+        let authenticator =
+            crate::auth::chain::build(&settings.authenticators, store.clone(), hasher.clone())?;
         let static_base: Arc<str> = format!("{}/static", settings.base_path()).into();
         let http = slo::http_client(settings.slo.timeout)?;
         let proxy_http = crate::http::cas::proxy_callback_client(&settings.proxy)?;
@@ -363,6 +364,10 @@ pub fn router(app: AppState) -> Router {
     }
     routes
         .layer(RequestBodyLimitLayer::new(app.settings.server.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            security::request_limits,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -154,6 +154,24 @@ pub enum UserCommand {
         /// Login name.
         name: String,
     },
+    /// Import users from a CSV file (header line: username, password or password_hash, then one
+    /// column per attribute, repeated for several values) or a JSON array of {"username",
+    /// "password" | "password_hash", "attributes": {...}}. Hashes in a known format (argon2,
+    /// bcrypt, crypt(3), Django, LDAP {SSHA}…) are kept, and replaced by Argon2id at the user's
+    /// next login; passwords are hashed.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// csv or json (default: from the file name's extension).
+        #[arg(long, value_parser = ["csv", "json"])]
+        format: Option<String>,
+        /// Replace the password and attributes of users that already exist (default: skip them).
+        #[arg(long)]
+        update: bool,
+        /// Report what would be imported, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `tessera service …`
@@ -172,6 +190,23 @@ pub enum ServiceCommand {
     Match {
         /// The service URL, as a CAS client would send it (decoded).
         url: String,
+    },
+    /// Import the services of another CAS server, reporting what could not be carried over.
+    Import {
+        /// apereo-json (a directory of Apereo CAS JSON service definitions) or django-cas-server
+        /// (a `manage.py dumpdata cas_server` JSON file).
+        #[arg(long = "from", value_name = "FORMAT", value_parser = ["apereo-json", "django-cas-server"])]
+        from: String,
+        /// The directory or file.
+        #[arg(value_name = "DIR_OR_FILE")]
+        source: PathBuf,
+        /// Report what would be imported, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print `[[service]]` tables for the config file instead of writing to the database (the
+        /// file keeps the source's evaluation order; the database matches services by name).
+        #[arg(long, conflicts_with = "dry_run")]
+        toml: bool,
     },
 }
 
@@ -220,6 +255,12 @@ pub struct ServiceAdd {
     /// Register it disabled.
     #[arg(long)]
     pub disabled: bool,
+    /// Show its pages with the per-service theme NAME (the directory `themes/NAME/` of `[theme] dir`).
+    #[arg(long, value_name = "NAME")]
+    pub theme: Option<String>,
+    /// What the service is, shown under its name on the login page.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
 }
 
 /// `tessera client …`
@@ -367,11 +408,18 @@ fn admin_action(command: &Command) -> Option<(&'static str, String)> {
             UserCommand::Attr { name, .. } => ("user attr", name.clone()),
             UserCommand::Unlock { name, .. } => ("user unlock", name.clone()),
             UserCommand::Remove { name } => ("user remove", name.clone()),
-            UserCommand::List => return None,
+            UserCommand::Import { dry_run: true, .. } | UserCommand::List => return None,
+            UserCommand::Import { file, .. } => ("user import", file.display().to_string()),
         },
         Command::Service(cmd) => match cmd {
             ServiceCommand::Add(add) => ("service add", add.name.clone()),
             ServiceCommand::Remove { name } => ("service remove", name.clone()),
+            ServiceCommand::Import {
+                source,
+                dry_run: false,
+                toml: false,
+                ..
+            } => ("service import", source.display().to_string()),
             _ => return None,
         },
         Command::Client(cmd) => match cmd {
@@ -651,6 +699,199 @@ async fn user(loaded: &Loaded, cmd: UserCommand) -> Result<(), CliError> {
             }
             println!("user {name} removed");
         }
+        UserCommand::Import {
+            file,
+            format,
+            update,
+            dry_run,
+        } => {
+            import_users(
+                store.as_ref(),
+                &hasher,
+                &file,
+                format.as_deref(),
+                update,
+                dry_run,
+            )
+            .await?
+        }
+    }
+    Ok(())
+}
+
+/// `tessera user import`.
+async fn import_users(
+    store: &dyn Store,
+    hasher: &PasswordHasher,
+    file: &std::path::Path,
+    format: Option<&str>,
+    update: bool,
+    dry_run: bool,
+) -> Result<(), CliError> {
+    let extension = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let json = match format.or(extension.as_deref()) {
+        Some("json") => true,
+        Some("csv") => false,
+        _ => {
+            return Err(CliError::Invalid(format!(
+                "{}: say --format csv or --format json",
+                file.display()
+            )))
+        }
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Invalid(format!("cannot read {}: {e}", file.display())))?;
+    let (rows, mut skipped) = crate::import::user_rows(&text, json)
+        .map_err(|e| CliError::Invalid(format!("{}: {e}", file.display())))?;
+    let (mut added, mut updated, mut kept_hashes) = (0, 0, 0);
+    for row in rows {
+        let exists = store.get_user(&row.username).await?.is_some();
+        if exists && !update {
+            skipped.push(crate::import::Skipped {
+                origin: row.origin,
+                reason: format!(
+                    "{}: already exists (pass --update to replace its password and attributes)",
+                    row.username
+                ),
+            });
+            continue;
+        }
+        let password_hash = match &row.secret {
+            crate::import::UserSecret::Hash(h) => {
+                kept_hashes += 1;
+                h.clone()
+            }
+            crate::import::UserSecret::Password(p) if dry_run => {
+                let _ = p;
+                String::new()
+            }
+            crate::import::UserSecret::Password(p) => {
+                hasher.hash(&Password::new(p.clone())).await?
+            }
+        };
+        if exists {
+            updated += 1;
+        } else {
+            added += 1;
+        }
+        if dry_run {
+            continue;
+        }
+        if exists {
+            store
+                .put_password_hash(&row.username, &password_hash)
+                .await?;
+            store
+                .put_user_attributes(&row.username, &row.attributes)
+                .await?;
+        } else {
+            let record = UserRecord {
+                username: row.username,
+                password_hash,
+                attributes: row.attributes,
+            };
+            store.put_user(&record, SystemClock.now()).await?;
+        }
+    }
+    let verb = if dry_run { "would import" } else { "imported" };
+    println!(
+        "{verb} {} users from {} ({added} new, {updated} updated; {kept_hashes} with their existing hash), {} skipped",
+        added + updated,
+        file.display(),
+        skipped.len()
+    );
+    for s in &skipped {
+        println!("  skipped {}: {}", s.origin, s.reason);
+    }
+    if kept_hashes > 0 {
+        println!("note: users imported with a hash log in with their current password; a hash other than Argon2id is replaced by Argon2id at their first login");
+    }
+    Ok(())
+}
+
+/// `tessera service import`.
+async fn import_services(
+    loaded: &Loaded,
+    store: &dyn Store,
+    from: &str,
+    source: &std::path::Path,
+    dry_run: bool,
+    toml: bool,
+) -> Result<(), CliError> {
+    let report = match from {
+        "apereo-json" => crate::import::apereo_dir(source),
+        _ => std::fs::read_to_string(source)
+            .map_err(|e| format!("cannot read {}: {e}", source.display()))
+            .and_then(|text| crate::import::django_dumpdata(&text)),
+    }
+    .map_err(CliError::Invalid)?;
+    if toml {
+        let services: Vec<_> = report.services.iter().map(|s| s.service.clone()).collect();
+        print!("{}", crate::import::to_toml(&services));
+        for s in &report.services {
+            for note in &s.notes {
+                eprintln!("{} ({}): {note}", s.service.name, s.origin);
+            }
+        }
+        for s in &report.skipped {
+            eprintln!("skipped {}: {}", s.origin, s.reason);
+        }
+        for note in &report.notes {
+            eprintln!("note: {note}");
+        }
+        return Ok(());
+    }
+    let existing = store.list_services().await?;
+    let (mut imported, mut skipped) = (Vec::new(), report.skipped.clone());
+    for s in &report.services {
+        let name = &s.service.name;
+        if loaded.file_services.iter().any(|f| &f.name == name)
+            || existing.iter().any(|e| &e.name == name)
+        {
+            skipped.push(crate::import::Skipped {
+                origin: s.origin.clone(),
+                reason: format!("a service named {name} is already registered; remove it first or rename it in the source"),
+            });
+            continue;
+        }
+        if !dry_run {
+            store.put_service(&s.service).await?;
+        }
+        imported.push(s);
+    }
+    let verb = if dry_run { "would import" } else { "imported" };
+    println!(
+        "{verb} {} services from {} ({from}), {} skipped",
+        imported.len(),
+        source.display(),
+        skipped.len()
+    );
+    for s in &imported {
+        let svc = &s.service;
+        println!(
+            "  {}\t{} {}\trelease={}{}\tfrom {}",
+            svc.name,
+            svc.pattern.kind(),
+            svc.pattern.source(),
+            format_release(&svc.release),
+            if svc.enabled { "" } else { "\tDISABLED" },
+            s.origin
+        );
+        for note in &s.notes {
+            println!("    not carried over / changed: {note}");
+        }
+    }
+    for s in &skipped {
+        println!("  skipped {}: {}", s.origin, s.reason);
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    if imported.len() > 1 {
+        println!("note: the database matches services by name, not in the source's order; where patterns overlap, use --toml and put the services in the config file in that order");
     }
     Ok(())
 }
@@ -695,6 +936,16 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
             service.logout_type = LogoutType::parse(&add.logout_type)
                 .map_err(|e| CliError::Invalid(e.to_string()))?;
             service.enabled = !add.disabled;
+            if let Some(theme) = &add.theme {
+                crate::config::check_service_theme(&loaded.settings.theme, theme)
+                    .map_err(|e| CliError::Invalid(format!("--theme: {e}")))?;
+            }
+            if let Some(description) = &add.description {
+                crate::config::check_service_description(description)
+                    .map_err(|e| CliError::Invalid(format!("--description: {e}")))?;
+            }
+            service.theme = add.theme;
+            service.description = add.description;
             if let Some(url) = add.logout_url {
                 ServiceUrl::parse(&url)
                     .map_err(|e| CliError::Invalid(format!("--logout-url: {e}")))?;
@@ -771,6 +1022,12 @@ async fn service(loaded: &Loaded, cmd: ServiceCommand) -> Result<(), CliError> {
                 return Err(CliError::NotFound(format!("no service {name}")));
             }
         }
+        ServiceCommand::Import {
+            from,
+            source,
+            dry_run,
+            toml,
+        } => import_services(loaded, store.as_ref(), &from, &source, dry_run, toml).await?,
         ServiceCommand::Match { url } => {
             if let Err(e) = ServiceUrl::parse(&url) {
                 return Err(CliError::NotFound(format!(

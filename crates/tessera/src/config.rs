@@ -17,7 +17,12 @@ use tessera_protocol::service::{
 };
 use tessera_protocol::session::SessionPolicy;
 
+mod auth;
 mod oidc;
+pub use auth::{
+    load_ca_file, read_secret_file, redact_url, AuthenticatorSettings, BuiltinSettings,
+    GroupFormat, LdapSettings, Secret, SqlSettings,
+};
 pub use oidc::{chosen_secret, ClientSettings, ClientSpec, OidcSettings};
 
 /// A configuration problem: where, which key, what is wrong and how to fix it.
@@ -77,6 +82,9 @@ pub struct Settings {
     /// `[[client]]`: OpenID Connect clients declared in the file.
     #[serde(rename = "client")]
     pub clients: Vec<ClientSettings>,
+    /// `[[authenticator]]`: login sources, tried in order. Default: the built-in users only.
+    #[serde(rename = "authenticator")]
+    pub authenticators: Vec<AuthenticatorSettings>,
 }
 
 /// `[server]`
@@ -92,6 +100,10 @@ pub struct ServerSettings {
     pub base_path: String,
     /// Largest request body accepted, in bytes. Default 65536.
     pub max_body_bytes: usize,
+    /// Longest request target (path and query) accepted, in bytes; longer ones get 414. Default 8192.
+    pub max_uri_bytes: usize,
+    /// Largest header section accepted, in bytes; larger ones get 431. Default 16384.
+    pub max_header_bytes: usize,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed: the client
     /// address (for throttling and logs) is then the last address in it that is not one of them.
     /// Default: none (the connection's address is the client's).
@@ -113,6 +125,8 @@ impl Default for ServerSettings {
             public_url: None,
             base_path: "/cas".into(),
             max_body_bytes: 64 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),
             tls_cert: None,
             tls_key: None,
@@ -252,6 +266,8 @@ pub struct LoginSettings {
     /// per further failure (at most `lockout`); `0s` turns delays off. Default `1s`.
     #[serde(with = "humantime_serde")]
     pub first_delay: Duration,
+    /// Where users reset a forgotten password: the login form links to it. Default: no link.
+    pub password_reset_url: Option<url::Url>,
 }
 
 impl Default for LoginSettings {
@@ -263,6 +279,7 @@ impl Default for LoginSettings {
             failure_window: Duration::from_secs(15 * 60),
             lockout: Duration::from_secs(5 * 60),
             first_delay: Duration::from_secs(1),
+            password_reset_url: None,
         }
     }
 }
@@ -388,7 +405,9 @@ pub struct MetricsSettings {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThemeSettings {
-    /// A directory whose `templates/NAME.html` and `static/FILE` replace the built-in ones.
+    /// A directory whose `templates/NAME.html`, `static/FILE` (`style.css`, `logo.svg`,
+    /// `form_post.js`) and `i18n/LANG.toml` replace the built-in ones; its `themes/NAME/` holds
+    /// per-service themes laid over it, chosen by a service's `theme`.
     pub dir: Option<PathBuf>,
 }
 
@@ -434,6 +453,41 @@ pub struct ServiceSettings {
     /// Accept proxy tickets (be a proxy's target). Default `false`.
     #[serde(default)]
     pub proxy_target: bool,
+    /// The per-service theme of its pages: a directory `themes/NAME/` of `[theme] dir`.
+    pub theme: Option<String>,
+    /// What the service is, shown under its name on the login page.
+    pub description: Option<String>,
+}
+
+/// Checks a service's `theme`: a plain name, whose directory exists in `[theme] dir/themes/`.
+/// Shared by the config file and the CLI.
+pub fn check_service_theme(theme: &ThemeSettings, name: &str) -> Result<(), String> {
+    if !crate::web::templates::is_theme_name(name) {
+        return Err(format!(
+            "theme {name:?}: use letters, digits, - and _ (the name of a directory in [theme] dir/themes)"
+        ));
+    }
+    let Some(dir) = &theme.dir else {
+        return Err(format!(
+            "theme {name:?}: set [theme] dir and create its themes/{name}/ directory"
+        ));
+    };
+    let path = dir.join("themes").join(name);
+    if !path.is_dir() {
+        return Err(format!(
+            "theme {name:?}: {} is not a directory; create it or remove the theme",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a service's `description`: at most 500 printable characters.
+pub fn check_service_description(description: &str) -> Result<(), String> {
+    if description.chars().count() > 500 || description.chars().any(char::is_control) {
+        return Err("description must be at most 500 printable characters".into());
+    }
+    Ok(())
 }
 
 fn yes() -> bool {
@@ -514,6 +568,11 @@ impl ServiceSettings {
             .transpose()
             .map_err(|e| e.to_string())?;
         s.proxy_target = self.proxy_target;
+        if let Some(description) = &self.description {
+            check_service_description(description)?;
+        }
+        s.theme = self.theme.clone();
+        s.description = self.description.clone();
         Ok(s)
     }
 }
@@ -608,6 +667,18 @@ impl Settings {
                 "must be empty or start with `/` and not end with one; use e.g. \"/cas\"",
             ));
         }
+        for (key, value) in [
+            ("[server] max_uri_bytes", self.server.max_uri_bytes),
+            ("[server] max_header_bytes", self.server.max_header_bytes),
+            ("[server] max_body_bytes", self.server.max_body_bytes),
+        ] {
+            if value < 1024 {
+                return Err(err(
+                    key,
+                    "must be at least 1024 bytes (CAS service URLs and SAML bodies are long)",
+                ));
+            }
+        }
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             return Err(err(
                 "[server] tls_cert",
@@ -690,6 +761,14 @@ impl Settings {
         if self.login.max_failures_per_user == 0 || self.login.max_failures_per_address == 0 {
             return Err(err("[login] max_failures_per_*", "must be at least 1"));
         }
+        if let Some(url) = &self.login.password_reset_url {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(err(
+                    "[login] password_reset_url",
+                    "must be an http(s) URL; use e.g. \"https://id.example.org/reset\"",
+                ));
+            }
+        }
         if let Some(file) = &self.proxy.ca_file {
             let pem = std::fs::read(file).map_err(|e| {
                 err(
@@ -719,6 +798,9 @@ impl Settings {
         for (i, s) in self.services.iter().enumerate() {
             let key = format!("[[service]] #{} ({})", i + 1, s.name);
             let registered = s.to_registered().map_err(|m| err(&key, &m))?;
+            if let Some(theme) = &registered.theme {
+                check_service_theme(&self.theme, theme).map_err(|m| err(&key, &m))?;
+            }
             if file_services.iter().any(|f| f.name == registered.name) {
                 return Err(err(
                     &key,
@@ -728,6 +810,7 @@ impl Settings {
             file_services.push(registered);
         }
         self.oidc.check().map_err(|(key, msg)| err(key, &msg))?;
+        auth::check(&self.authenticators).map_err(|(key, msg)| err(&key, &msg))?;
         let mut file_clients: Vec<OidcClient> = Vec::new();
         for (i, c) in self.clients.iter().enumerate() {
             let key = format!("[[client]] #{} ({})", i + 1, c.id);
@@ -756,7 +839,7 @@ impl Settings {
 /// `server.listen` → `[server] listen`; `service[0].pattern` → `[[service]] #1 pattern` (and the
 /// same for `[[client]]`).
 fn key_name(path: &str) -> String {
-    for table in ["service", "client"] {
+    for table in ["service", "client", "authenticator"] {
         if let Some(rest) = path.strip_prefix(&format!("{table}[")) {
             let (index, key) = rest.split_once(']').unwrap_or((rest, ""));
             let number = index
@@ -988,5 +1071,57 @@ mod tests {
         assert_eq!(names, ["b", "a"]);
         assert!(!loaded.file_services[0].sso);
         assert_eq!(loaded.file_services[1].release, AttributeRelease::All);
+    }
+
+    #[test]
+    fn service_themes_descriptions_and_the_password_reset_link_are_checked() {
+        let theme = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(theme.path().join("themes/campus")).unwrap();
+        let service = |extra: &str| {
+            format!(
+                "[theme]\ndir = {:?}\n[[service]]\nname = \"a\"\nexact = \"https://a/\"\n{extra}",
+                theme.path().display().to_string()
+            )
+        };
+        let loaded = load_str(
+            &service("theme = \"campus\"\ndescription = \"Mail and calendar\"\n"),
+            &[],
+        )
+        .unwrap();
+        let s = &loaded.file_services[0];
+        assert_eq!(s.theme.as_deref(), Some("campus"));
+        assert_eq!(s.description.as_deref(), Some("Mail and calendar"));
+        for (text, needle) in [
+            (
+                service("theme = \"nope\"\n"),
+                "themes/nope is not a directory",
+            ),
+            (service("theme = \"../x\"\n"), "use letters, digits"),
+            (
+                "[[service]]\nname = \"a\"\nexact = \"https://a/\"\ntheme = \"campus\"\n"
+                    .to_owned(),
+                "set [theme] dir",
+            ),
+            (
+                service(&format!("description = \"{}\"\n", "x".repeat(501))),
+                "at most 500",
+            ),
+            (
+                "[login]\npassword_reset_url = \"javascript:alert(1)\"\n".to_owned(),
+                "[login] password_reset_url",
+            ),
+        ] {
+            let e = load_str(&text, &[]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text:?} gave {e}");
+        }
+        let loaded = load_str(
+            "[login]\npassword_reset_url = \"https://id.example.org/reset\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            loaded.settings.login.password_reset_url.unwrap().as_str(),
+            "https://id.example.org/reset"
+        );
     }
 }

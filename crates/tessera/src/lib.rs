@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod oidc;
 pub mod slo;

@@ -3,6 +3,10 @@
 //! Hashing is CPU-heavy on purpose, so it runs on the blocking pool, a bounded number at a time: a
 //! flood of logins queues for the hasher instead of starving ticket validation on the async threads.
 //! An unknown user is checked against a dummy hash, so the answer takes as long as for a real one.
+//!
+//! Users imported with a hash of another system (`tessera user import`: bcrypt, crypt(3), Django,
+//! LDAP `{SSHA}`…, see [`super::hashes`]) log in with it once; their password is then re-hashed
+//! with Argon2id and the old hash replaced.
 
 use std::sync::Arc;
 
@@ -14,6 +18,8 @@ use tessera_store::Store;
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::Instrument;
 
+use super::chain::{Outcome, Source};
+use super::hashes::{self, Verification};
 use super::{AuthError, AuthenticatedUser, Authenticator, Password};
 use crate::config::PasswordSettings;
 
@@ -50,7 +56,8 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 
-    async fn blocking<T: Send + 'static>(
+    /// Runs `f` on the blocking pool, at most `max_concurrent_hashes` at a time.
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
@@ -91,7 +98,7 @@ impl PasswordHasher {
     }
 
     /// Spends the time of one verification, for users that do not exist.
-    async fn verify_dummy(&self, password: &Password) -> Result<(), AuthError> {
+    pub(crate) async fn verify_dummy(&self, password: &Password) -> Result<(), AuthError> {
         let dummy = self
             .dummy
             .get_or_try_init(|| async {
@@ -118,6 +125,74 @@ impl LocalAuthenticator {
     }
 }
 
+impl LocalAuthenticator {
+    /// Checks a stored hash: Argon2 PHC strings as always, other known formats (imported users)
+    /// through [`hashes`], re-hashed with Argon2id once they match.
+    async fn check_hash(
+        &self,
+        username: &str,
+        password: &Password,
+        stored: &str,
+    ) -> Result<bool, AuthError> {
+        if stored.starts_with("$argon2") || hashes::detect(stored).is_none() {
+            return self.hasher.verify(password, stored).await;
+        }
+        let (secret, stored) = (password.clone(), stored.to_owned());
+        let verdict = self
+            .hasher
+            .blocking(move || hashes::verify(secret.expose(), &stored, None, false))
+            .await?;
+        if verdict != Verification::Match {
+            return Ok(false);
+        }
+        match self.hasher.hash(password).await {
+            Ok(rehashed) => match self.store.put_password_hash(username, &rehashed).await {
+                Ok(_) => {
+                    tracing::info!(user = %username, "imported password hash replaced by Argon2id")
+                }
+                Err(e) => {
+                    tracing::warn!(user = %username, error = %e, "could not store the Argon2id re-hash; the imported hash stays")
+                }
+            },
+            Err(e) => {
+                tracing::warn!(user = %username, error = %e, "could not re-hash an imported password")
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Source for LocalAuthenticator {
+    fn name(&self) -> &str {
+        "builtin"
+    }
+
+    async fn check(&self, username: &str, password: &Password) -> Result<Outcome, AuthError> {
+        let span = tracing::debug_span!("argon2_verify");
+        async {
+            let Some(user) = self.store.get_user(username).await? else {
+                return Ok(Outcome::Unknown);
+            };
+            Ok(
+                if self
+                    .check_hash(&user.username, password, &user.password_hash)
+                    .await?
+                {
+                    Outcome::Accepted(AuthenticatedUser {
+                        username: user.username,
+                        attributes: user.attributes,
+                    })
+                } else {
+                    Outcome::Rejected
+                },
+            )
+        }
+        .instrument(span)
+        .await
+    }
+}
+
 #[async_trait]
 impl Authenticator for LocalAuthenticator {
     async fn authenticate(
@@ -125,19 +200,13 @@ impl Authenticator for LocalAuthenticator {
         username: &str,
         password: &Password,
     ) -> Result<Option<AuthenticatedUser>, AuthError> {
-        let span = tracing::debug_span!("argon2_verify");
-        async {
-            let Some(user) = self.store.get_user(username).await? else {
+        match self.check(username, password).await? {
+            Outcome::Accepted(user) => Ok(Some(user)),
+            Outcome::Rejected => Ok(None),
+            Outcome::Unknown => {
                 self.hasher.verify_dummy(password).await?;
-                return Ok(None);
-            };
-            let ok = self.hasher.verify(password, &user.password_hash).await?;
-            Ok(ok.then_some(AuthenticatedUser {
-                username: user.username,
-                attributes: user.attributes,
-            }))
+                Ok(None)
+            }
         }
-        .instrument(span)
-        .await
     }
 }

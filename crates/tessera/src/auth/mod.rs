@@ -1,6 +1,10 @@
 //! Who the user is: checking credentials, off the async threads, and refusing brute force.
 
+pub mod chain;
+pub mod hashes;
+pub mod ldap;
 pub mod local;
+pub mod sql;
 pub mod throttle;
 
 use std::fmt;
@@ -48,6 +52,15 @@ pub enum AuthError {
     /// The hashing task failed.
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// A login source (directory, database) could not be asked; the attempt is not counted as a
+    /// failure, and the user is asked to try again later.
+    #[error("login source `{source_name}` is unavailable: {reason}")]
+    Unavailable {
+        /// The source's name (`[[authenticator]] name`).
+        source_name: String,
+        /// What went wrong (never a password).
+        reason: String,
+    },
 }
 
 /// A source of users and credentials.

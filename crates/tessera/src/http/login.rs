@@ -2,17 +2,23 @@
 //!
 //! The protocol crate decides ([`tessera_protocol::cas::login`]); this module fetches what the
 //! decision needs (session, registry), then renders or redirects.
+//!
+//! Pages are shown in the visitor's language ([`page_view`]) with the theme of the service they are
+//! about; handlers pass message keys ([`Message`]), never English text. A failed login says the same
+//! thing, with the same status, whether the username exists or not (the authenticator checks
+//! unknown users against a dummy hash, so timing does not tell either), and never echoes the
+//! password.
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tessera_protocol::cas::is_flag_set;
 use tessera_protocol::cas::login::{self, LoginFlags, LoginStep, RequestedService};
 use tessera_protocol::oidc::ClientRegistry;
-use tessera_protocol::service::ServiceUrl;
+use tessera_protocol::service::{RegisteredService, ServiceUrl};
 use tessera_protocol::session::SsoSession;
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId};
 use tessera_protocol::Timestamp;
@@ -25,11 +31,23 @@ use crate::http::extract::{cookie, is_cross_site_browser_request, ClientAddr, Pa
 use crate::http::response::{html, redirect, PageFault};
 use crate::http::security::{clear_tgc, set_tgc};
 use crate::sso;
-use crate::web::templates::{ErrorPage, LoggedInPage, LoginPage, WarnPage};
+use crate::web::i18n::LangRequest;
+use crate::web::templates::{
+    AccessDeniedPage, ErrorPage, LoggedInPage, LoginPage, Message, Page, View, WarnPage,
+};
 
-/// `GET` and `POST {base}/login`.
+/// The cookie that remembers the language picked with the switcher.
+const LANG_COOKIE: &str = "tessera_lang";
+
+/// `GET` and `POST {base}/login`, and the static files of per-service themes (the login page is
+/// where a service's look shows).
 pub fn router(app: &AppState) -> Router<AppState> {
-    Router::new().route(&app.path("/login"), get(login_page).post(login_submit))
+    Router::new()
+        .route(&app.path("/login"), get(login_page).post(login_submit))
+        .route(
+            &app.path("/static/themes/{theme}/{file}"),
+            get(theme_static_file),
+        )
 }
 
 /// What the login form shows.
@@ -37,7 +55,7 @@ struct Form<'a> {
     requested: RequestedService<'a>,
     flags: LoginFlags,
     username: &'a str,
-    error: Option<&'a str>,
+    error: Option<Message>,
     /// An OpenID Connect authorization request to resume after login, with its client's name.
     resume: Option<Resume<'a>>,
 }
@@ -51,8 +69,13 @@ struct Resume<'a> {
 }
 
 impl Resume<'_> {
+    /// The authorization endpoint with the request, its query re-encoded so that nothing the
+    /// browser sent (a raw CR or LF) can break the `Location` header.
     fn target(&self, app: &AppState) -> String {
-        format!("{}/authorize?{}", app.oidc.path, self.query)
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form_urlencoded::parse(self.query.as_bytes()))
+            .finish();
+        format!("{}/authorize?{query}", app.oidc.path)
     }
 }
 
@@ -69,11 +92,105 @@ impl<'a> Form<'a> {
     }
 }
 
+/// The view of a page: its language (the `lang` parameter, OpenID Connect `ui_locales`, the
+/// language cookie, then `Accept-Language`) and, for pages that may be loaded again, their address
+/// for the language switcher's links.
+pub(crate) fn page_view(
+    app: &AppState,
+    headers: &HeaderMap,
+    lang: Option<&str>,
+    ui_locales: Option<&str>,
+    here: Option<String>,
+) -> View {
+    let cookie = cookie(headers, LANG_COOKIE);
+    let accept_language = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    app.templates.view(
+        LangRequest {
+            explicit: lang,
+            ui_locales,
+            cookie: cookie.as_deref(),
+            accept_language,
+        },
+        here,
+    )
+}
+
+/// Renders `page` as `view` says. A language just picked with the switcher is remembered in a
+/// cookie (a year, every path: the OpenID Connect pages share it).
+pub(crate) fn show<P: Page>(
+    app: &AppState,
+    view: &View,
+    status: StatusCode,
+    page: &P,
+) -> Result<Response, PageFault> {
+    let mut response = html(status, app.templates.page(view, page)?);
+    if view.chosen {
+        let secure = if app.is_https() { "; Secure" } else { "" };
+        let value = format!(
+            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}",
+            view.lang
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// The value of `name` in a query string.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The registered service's theme, when the page is about one.
+fn theme_of<'r>(requested: RequestedService<'r>) -> Option<&'r str> {
+    match requested {
+        RequestedService::Registered(_, registered) => registered.theme.as_deref(),
+        _ => None,
+    }
+}
+
+/// `GET {base}/static/themes/{theme}/{file}`: a per-service theme's static file (or the theme's,
+/// or the built-in one). Only built-in file names are served.
+async fn theme_static_file(
+    State(app): State<AppState>,
+    Path((theme, file)): Path<(String, String)>,
+) -> Response {
+    match app.templates.theme_static_file(Some(&theme), &file) {
+        Some((content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        None => {
+            let view = View::plain();
+            let page = ErrorPage {
+                chrome: app.chrome(),
+                title: "error.not_found.title",
+                message: "error.not_found.message",
+                request_id: None,
+            };
+            show(&app, &view, StatusCode::NOT_FOUND, &page).unwrap_or_else(|e| e.into_response())
+        }
+    }
+}
+
 async fn login_page(
     State(app): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageFault> {
+    let here = match query.as_deref().filter(|q| !q.is_empty()) {
+        Some(q) => format!("{}?{q}", app.path("/login")),
+        None => app.path("/login"),
+    };
     let params = Params::from_query(query);
     let now = app.clock.now();
     let current = sso::current_session(&app, &headers, now).await?;
@@ -84,6 +201,17 @@ async fn login_page(
         renew: is_flag_set(params.get("renew")),
         gateway: is_flag_set(params.get("gateway")),
     };
+    let ui_locales = params
+        .non_empty("authorize")
+        .and_then(|q| query_param(q, "ui_locales"));
+    let view = page_view(
+        &app,
+        &headers,
+        params.non_empty("lang"),
+        ui_locales.as_deref(),
+        Some(here),
+    )
+    .with_theme(theme_of(requested));
     if let Some(query) = params.non_empty("authorize") {
         let clients = app.oidc.clients(app.store.as_ref()).await?;
         let resume = Resume {
@@ -95,7 +223,7 @@ async fn login_page(
             _ => {
                 let mut form = Form::blank(RequestedService::Absent, flags);
                 form.resume = Some(resume);
-                show_form(&app, StatusCode::OK, form, now).await?
+                show_form(&app, &view, StatusCode::OK, form, now).await?
             }
         };
         if current.stale_cookie {
@@ -124,20 +252,23 @@ async fn login_page(
                 service_name: &registered.name,
                 username: &session.username,
             };
-            html(StatusCode::OK, app.templates.warn(&page)?)
+            show(&app, &view, StatusCode::OK, &page)?
         }
         (LoginStep::GatewayRedirect, RequestedService::Registered(url, _), _) => {
             tracing::debug!(service = %url, "gateway: no session, back to the service without a ticket");
             redirect(url.as_str())
         }
-        (LoginStep::AlreadyLoggedIn, _, Some(session)) => logged_in_page(&app, session)?,
+        (LoginStep::AlreadyLoggedIn, _, Some(session)) => logged_in_page(&app, &view, session)?,
         (LoginStep::UnauthorizedService, ..) => {
-            unauthorized_service_page(&app, params.get("service"))?
+            unauthorized_service_page(&app, &view, params.get("service"))?
         }
-        (LoginStep::AccessDenied, RequestedService::Registered(url, _), Some(session)) => {
-            access_denied_page(&app, session, url)?
+        (LoginStep::AccessDenied, RequestedService::Registered(url, registered), Some(session)) => {
+            access_denied_page(&app, &view, session, url, registered)?
         }
-        _ => show_form(&app, StatusCode::OK, Form::blank(requested, flags), now).await?,
+        _ => {
+            let form = Form::blank(requested, flags);
+            show_form(&app, &view, StatusCode::OK, form, now).await?
+        }
     };
     if current.stale_cookie {
         response
@@ -161,8 +292,31 @@ async fn login_submit(
     let registry = app.registry().await?;
     let service = field("service").map(ServiceUrl::parse);
     let requested = RequestedService::resolve(&registry, service.as_ref());
+    // The page this form came from, for the language switcher: the same request, as a GET.
+    let query_of_form = {
+        let mut here = form_urlencoded::Serializer::new(String::new());
+        for name in ["service", "renew", "gateway", "authorize"] {
+            if let Some(value) = field(name) {
+                here.append_pair(name, value);
+            }
+        }
+        here.finish()
+    };
+    let here = match query_of_form {
+        q if q.is_empty() => app.path("/login"),
+        q => format!("{}?{q}", app.path("/login")),
+    };
+    let ui_locales = field("authorize").and_then(|q| query_param(q, "ui_locales"));
+    let view = page_view(
+        &app,
+        &headers,
+        query.non_empty("lang"),
+        ui_locales.as_deref(),
+        Some(here),
+    )
+    .with_theme(theme_of(requested));
     if matches!(requested, RequestedService::Unregistered) {
-        return unauthorized_service_page(&app, field("service"));
+        return unauthorized_service_page(&app, &view, field("service"));
     }
     let flags = LoginFlags {
         renew: is_flag_set(field("renew")),
@@ -180,6 +334,7 @@ async fn login_submit(
     let again = |status, error| {
         show_form(
             &app,
+            &view,
             status,
             Form {
                 requested,
@@ -206,20 +361,16 @@ async fn login_submit(
     };
     if !token_ok {
         tracing::warn!(client = %client, "login form token missing, expired or already used");
-        return again(
-            StatusCode::FORBIDDEN,
-            "This login form has expired or was already used. Please log in again.",
-        )
-        .await;
+        return again(StatusCode::FORBIDDEN, Message::new("login.error.expired")).await;
     }
 
     if is_flag_set(form.get("continue")) {
-        return continue_after_warning(&app, &headers, requested, flags, now).await;
+        return continue_after_warning(&app, &view, &headers, requested, flags, now).await;
     }
 
     let password = form.get("password").unwrap_or("");
     if username.is_empty() || password.is_empty() {
-        return again(StatusCode::BAD_REQUEST, "Enter your username and password.").await;
+        return again(StatusCode::BAD_REQUEST, Message::new("login.error.missing")).await;
     }
 
     let verdict = throttle::authenticate(
@@ -232,15 +383,20 @@ async fn login_submit(
     .await?;
     let user = match verdict {
         Verdict::Accepted(user) => user,
+        // Unknown user or wrong password: one message, one status (no username enumeration).
         Verdict::Rejected => {
-            return again(StatusCode::UNAUTHORIZED, "Invalid username or password.").await
+            return again(
+                StatusCode::UNAUTHORIZED,
+                Message::new("login.error.invalid"),
+            )
+            .await
         }
         Verdict::Locked(until) => {
-            let message = format!(
-                "Too many failed attempts. Please wait {} and try again.",
-                throttle::wait_text(until, now)
-            );
-            return again(StatusCode::TOO_MANY_REQUESTS, &message).await;
+            let left = until.since(now);
+            let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            let wait = app.templates.catalogs().wait(&view.lang, seconds);
+            let message = Message::new("login.error.locked").arg("wait", wait);
+            return again(StatusCode::TOO_MANY_REQUESTS, message).await;
         }
     };
 
@@ -262,10 +418,10 @@ async fn login_submit(
         (LoginStep::IssueTicket, RequestedService::Registered(url, _)) => {
             redirect_with_ticket(&app, &session, url, true, now).await?
         }
-        (LoginStep::AccessDenied, RequestedService::Registered(url, _)) => {
-            access_denied_page(&app, &session, url)?
+        (LoginStep::AccessDenied, RequestedService::Registered(url, registered)) => {
+            access_denied_page(&app, &view, &session, url, registered)?
         }
-        _ => logged_in_page(&app, &session)?,
+        _ => logged_in_page(&app, &view, &session)?,
     };
     response
         .headers_mut()
@@ -276,6 +432,7 @@ async fn login_submit(
 /// The warn page's "Continue": enter the service with the existing session.
 async fn continue_after_warning(
     app: &AppState,
+    view: &View,
     headers: &HeaderMap,
     requested: RequestedService<'_>,
     flags: LoginFlags,
@@ -291,7 +448,16 @@ async fn continue_after_warning(
             RequestedService::Registered(url, _),
             Some(session),
         ) => redirect_with_ticket(app, &session, url, false, now).await,
-        _ => show_form(app, StatusCode::OK, Form::blank(requested, flags), now).await,
+        _ => {
+            show_form(
+                app,
+                view,
+                StatusCode::OK,
+                Form::blank(requested, flags),
+                now,
+            )
+            .await
+        }
     }
 }
 
@@ -313,15 +479,18 @@ pub(crate) async fn new_login_ticket(app: &AppState, now: Timestamp) -> Result<S
 
 async fn show_form(
     app: &AppState,
+    view: &View,
     status: StatusCode,
     form: Form<'_>,
     now: Timestamp,
 ) -> Result<Response, PageFault> {
-    let (service, service_name) = match form.requested {
-        RequestedService::Registered(url, registered) => {
-            (Some(url.as_str()), Some(registered.name.as_str()))
-        }
-        _ => (None, form.resume.and_then(|r| r.client_name)),
+    let (service, service_name, service_description) = match form.requested {
+        RequestedService::Registered(url, registered) => (
+            Some(url.as_str()),
+            Some(registered.name.as_str()),
+            registered.description.as_deref(),
+        ),
+        _ => (None, form.resume.and_then(|r| r.client_name), None),
     };
     let page = LoginPage {
         chrome: app.chrome(),
@@ -329,14 +498,21 @@ async fn show_form(
         lt: new_login_ticket(app, now).await?,
         service,
         service_name,
+        service_description,
         renew: form.flags.renew,
         gateway: form.flags.gateway,
         username: form.username,
         error: form.error,
         remember_me: app.settings.session.remember_me,
+        password_reset_url: app
+            .settings
+            .login
+            .password_reset_url
+            .as_ref()
+            .map(url::Url::as_str),
         authorize: form.resume.map(|r| r.query),
     };
-    Ok(html(status, app.templates.login(&page)?))
+    show(app, view, status, &page)
 }
 
 async fn redirect_with_ticket(
@@ -350,40 +526,50 @@ async fn redirect_with_ticket(
     Ok(redirect(&service.with_ticket(ticket.as_str())))
 }
 
-fn logged_in_page(app: &AppState, session: &SsoSession) -> Result<Response, PageFault> {
+fn logged_in_page(
+    app: &AppState,
+    view: &View,
+    session: &SsoSession,
+) -> Result<Response, PageFault> {
     let page = LoggedInPage {
         chrome: app.chrome(),
         username: &session.username,
         logout_url: app.path("/logout"),
     };
-    Ok(html(StatusCode::OK, app.templates.logged_in(&page)?))
+    show(app, view, StatusCode::OK, &page)
 }
 
-fn unauthorized_service_page(app: &AppState, service: Option<&str>) -> Result<Response, PageFault> {
+fn unauthorized_service_page(
+    app: &AppState,
+    view: &View,
+    service: Option<&str>,
+) -> Result<Response, PageFault> {
     tracing::warn!(
         service = service.unwrap_or(""),
         "login refused: service not authorized"
     );
     let page = ErrorPage {
         chrome: app.chrome(),
-        title: "Application not authorized",
-        message: "The application that sent you here is not registered with this login service, so you cannot log in to it from here. Contact the application's administrator.",
+        title: "error.unauthorized_service.title",
+        message: "error.unauthorized_service.message",
         request_id: None,
     };
-    Ok(html(StatusCode::FORBIDDEN, app.templates.error(&page)?))
+    show(app, view, StatusCode::FORBIDDEN, &page)
 }
 
 fn access_denied_page(
     app: &AppState,
+    view: &View,
     session: &SsoSession,
     service: &ServiceUrl,
+    registered: &RegisteredService,
 ) -> Result<Response, PageFault> {
     tracing::warn!(user = %session.username, service = %service, "access denied: required attributes not met");
-    let page = ErrorPage {
+    let page = AccessDeniedPage {
         chrome: app.chrome(),
-        title: "Access denied",
-        message: "Your account is not allowed to use this application. If you think it should be, contact your administrator.",
-        request_id: None,
+        service_name: &registered.name,
+        username: &session.username,
+        logout_url: app.path("/logout"),
     };
-    Ok(html(StatusCode::FORBIDDEN, app.templates.error(&page)?))
+    show(app, view, StatusCode::FORBIDDEN, &page)
 }

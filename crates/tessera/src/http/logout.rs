@@ -15,10 +15,11 @@ use tessera_store::EndedSession;
 
 use crate::app::AppState;
 use crate::http::extract::{cookie, Params};
-use crate::http::response::{html, redirect, PageFault};
+use crate::http::login::{page_view, show};
+use crate::http::response::{redirect, PageFault};
 use crate::http::security::clear_tgc;
 use crate::sso;
-use crate::web::templates::LoggedOutPage;
+use crate::web::templates::{LoggedOutPage, View};
 
 /// `GET` and `POST {base}/logout`.
 pub fn router(app: &AppState) -> Router<AppState> {
@@ -127,7 +128,9 @@ async fn logout(
         &registry,
     )
     .map(|t| t.as_str().to_owned());
-    finish_logout(app, &registry, ended.as_ref(), target).await
+    // No language switcher here: loading a logout again is not the same page.
+    let view = page_view(app, headers, params.get("lang"), None, None);
+    finish_logout(app, &view, &registry, ended.as_ref(), target).await
 }
 
 /// The answer to a logout, whichever protocol asked: a redirect to `target` (or the login page, if so
@@ -135,6 +138,7 @@ async fn logout(
 /// logouts, which is shown even when a redirect was asked for. Clears the cookie.
 pub(crate) async fn finish_logout(
     app: &AppState,
+    view: &View,
     registry: &ServiceRegistry,
     ended: Option<&EndedSession>,
     target: Option<String>,
@@ -166,7 +170,7 @@ pub(crate) async fn finish_logout(
                 frames: told.frames,
                 continue_url: target,
             };
-            let mut response = html(StatusCode::OK, app.templates.logged_out(&page)?);
+            let mut response = show(app, view, StatusCode::OK, &page)?;
             if let Some(csp) = csp {
                 response
                     .headers_mut()

@@ -36,14 +36,14 @@ use crate::app::AppState;
 use crate::audit::audit;
 use crate::auth::throttle;
 use crate::http::extract::{cookie, ClientAddr};
-use crate::http::login::new_login_ticket;
+use crate::http::login::{new_login_ticket, page_view, show};
 use crate::http::logout::finish_logout;
-use crate::http::response::{html, redirect, PageFault};
+use crate::http::response::{redirect, PageFault};
 use crate::http::security::clear_tgc;
 use crate::metrics::TicketKind;
 use crate::oidc::ProviderError;
 use crate::sso;
-use crate::web::templates::{ConsentPage, EndSessionPage, ErrorPage, FormPostPage};
+use crate::web::templates::{ConsentPage, EndSessionPage, ErrorPage, FormPostPage, View};
 
 /// The provider's routes.
 pub fn router(app: &AppState) -> Router<AppState> {
@@ -173,9 +173,17 @@ async fn authorize(
     pairs: Vec<(String, String)>,
 ) -> Result<Response, PageFault> {
     let clients = app.oidc.clients(app.store.as_ref()).await?;
+    let here = format!("{}/authorize?{}", app.oidc.path, encode_pairs(&pairs));
+    let view = page_view(
+        app,
+        headers,
+        get_param(&pairs, "lang"),
+        get_param(&pairs, "ui_locales"),
+        Some(here),
+    );
     let request = match authorize::parse(&pairs, &clients, app.oidc.issuer()) {
         Ok(request) => request,
-        Err(rejection) => return rejected(app, rejection),
+        Err(rejection) => return rejected(app, &view, rejection),
     };
     let Some(client) = clients.get(&request.client_id) else {
         return Err(PageFault::Internal("checked client vanished".into()));
@@ -198,13 +206,14 @@ async fn authorize(
         now,
     );
     let mut response = match (next, &current.session) {
-        (Next::Issue, Some(session)) => issue_code(app, &request, session, now).await?,
+        (Next::Issue, Some(session)) => issue_code(app, &view, &request, session, now).await?,
         (Next::Consent, Some(session)) => {
             let raw = encode_pairs(&pairs);
-            consent_page(app, client, session, &raw, now).await?
+            consent_page(app, &view, client, session, &raw, now).await?
         }
         (Next::Fail(code), _) => deliver(
             app,
+            &view,
             &request
                 .return_to
                 .error(&OAuthError::new(code, ""), app.oidc.issuer()),
@@ -238,7 +247,7 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
-fn rejected(app: &AppState, rejection: Rejection) -> Result<Response, PageFault> {
+fn rejected(app: &AppState, view: &View, rejection: Rejection) -> Result<Response, PageFault> {
     match rejection {
         Rejection::Page { title, message } => {
             tracing::warn!(%message, "authorization request refused");
@@ -248,14 +257,18 @@ fn rejected(app: &AppState, rejection: Rejection) -> Result<Response, PageFault>
                 message: &message,
                 request_id: None,
             };
-            Ok(html(StatusCode::BAD_REQUEST, app.templates.error(&page)?))
+            show(app, view, StatusCode::BAD_REQUEST, &page)
         }
-        Rejection::Redirect(response) => deliver(app, &response),
+        Rejection::Redirect(response) => deliver(app, view, &response),
     }
 }
 
 /// Sends an authorization response to the client: a redirect, or a self-submitting form.
-fn deliver(app: &AppState, response: &AuthorizationResponse) -> Result<Response, PageFault> {
+fn deliver(
+    app: &AppState,
+    view: &View,
+    response: &AuthorizationResponse,
+) -> Result<Response, PageFault> {
     let mut out = match response.mode {
         ResponseMode::Query => redirect(&response.location()),
         ResponseMode::FormPost => {
@@ -264,7 +277,12 @@ fn deliver(app: &AppState, response: &AuthorizationResponse) -> Result<Response,
                 action: &response.redirect_uri,
                 params: &response.params,
             };
-            html(StatusCode::OK, app.templates.form_post(&page)?)
+            // No language switcher: the page submits itself, and loading it again is pointless.
+            let view = View {
+                here: None,
+                ..view.clone()
+            };
+            show(app, &view, StatusCode::OK, &page)?
         }
     };
     no_store(&mut out);
@@ -273,6 +291,7 @@ fn deliver(app: &AppState, response: &AuthorizationResponse) -> Result<Response,
 
 async fn issue_code(
     app: &AppState,
+    view: &View,
     request: &AuthorizeRequest,
     session: &SsoSession,
     now: Timestamp,
@@ -296,15 +315,20 @@ async fn issue_code(
     sso::touch(app, session, now).await?;
     tracing::info!(user = %session.username, client = %request.client_id, code = ?code_id, "authorization code issued");
     let result = vec![("code".to_owned(), code_id.as_str().to_owned())];
-    deliver(app, &request.return_to.respond(result, app.oidc.issuer()))
+    deliver(
+        app,
+        view,
+        &request.return_to.respond(result, app.oidc.issuer()),
+    )
 }
 
+/// What the scopes mean, as message keys.
 fn scope_descriptions(scope: &[String]) -> Vec<&'static str> {
-    let mut out = vec!["Your identity on this login service (a stable identifier)"];
+    let mut out = vec!["consent.scope.openid"];
     for s in scope {
         match s.as_str() {
-            "profile" => out.push("Your user name and name"),
-            "email" => out.push("Your e-mail address"),
+            "profile" => out.push("consent.scope.profile"),
+            "email" => out.push("consent.scope.email"),
             _ => {}
         }
     }
@@ -313,6 +337,7 @@ fn scope_descriptions(scope: &[String]) -> Vec<&'static str> {
 
 async fn consent_page(
     app: &AppState,
+    view: &View,
     client: &OidcClient,
     session: &SsoSession,
     request: &str,
@@ -334,7 +359,7 @@ async fn consent_page(
         username: &session.username,
         scopes: scope_descriptions(&scope),
     };
-    let mut response = html(StatusCode::OK, app.templates.consent(&page)?);
+    let mut response = show(app, view, StatusCode::OK, &page)?;
     no_store(&mut response);
     Ok(response)
 }
@@ -353,10 +378,17 @@ async fn consent(
         None => false,
     };
     let request_pairs = pairs(get_param(&form, "request").unwrap_or("").as_bytes());
+    let view = page_view(
+        &app,
+        &headers,
+        None,
+        get_param(&request_pairs, "ui_locales"),
+        None,
+    );
     let clients = app.oidc.clients(app.store.as_ref()).await?;
     let request = match authorize::parse(&request_pairs, &clients, app.oidc.issuer()) {
         Ok(request) => request,
-        Err(rejection) => return rejected(&app, rejection),
+        Err(rejection) => return rejected(&app, &view, rejection),
     };
     let current = sso::current_session(&app, &headers, now).await?;
     let Some(session) = current.session.filter(|_| token_ok) else {
@@ -366,13 +398,17 @@ async fn consent(
     if get_param(&form, "decision") != Some("allow") {
         tracing::info!(user = %session.username, client = %request.client_id, "consent refused");
         let error = OAuthError::new("access_denied", "the user refused");
-        return deliver(&app, &request.return_to.error(&error, app.oidc.issuer()));
+        return deliver(
+            &app,
+            &view,
+            &request.return_to.error(&error, app.oidc.issuer()),
+        );
     }
     app.store
         .put_consent(&session.username, &request.client_id, &request.scope, now)
         .await?;
     tracing::info!(user = %session.username, client = %request.client_id, "consent given");
-    issue_code(&app, &request, &session, now).await
+    issue_code(&app, &view, &request, &session, now).await
 }
 
 // --- token endpoint -------------------------------------------------------------------------
@@ -1070,6 +1106,14 @@ async fn end_session(
     confirmed: bool,
 ) -> Result<Response, PageFault> {
     let params = pairs(raw.as_bytes());
+    let here = format!("{}/logout?{raw}", app.oidc.path);
+    let view = page_view(
+        app,
+        headers,
+        get_param(&params, "lang"),
+        get_param(&params, "ui_locales"),
+        Some(here),
+    );
     let now = app.clock.now();
     let store = app.store.as_ref();
     let hint = match get_param(&params, "id_token_hint") {
@@ -1118,7 +1162,7 @@ async fn end_session(
             client_name,
             username: current.session.as_ref().map(|s| s.username.as_str()),
         };
-        let mut response = html(StatusCode::OK, app.templates.end_session(&page)?);
+        let mut response = show(app, &view, StatusCode::OK, &page)?;
         no_store(&mut response);
         return Ok(response);
     }
@@ -1129,5 +1173,6 @@ async fn end_session(
         None => None,
     };
     let registry = app.registry().await?;
-    finish_logout(app, &registry, ended.as_ref(), plan.redirect).await
+    let view = View { here: None, ..view };
+    finish_logout(app, &view, &registry, ended.as_ref(), plan.redirect).await
 }

@@ -1,6 +1,9 @@
-//! Security headers and the ticket-granting cookie, in one place.
+//! Security headers, request limits and the ticket-granting cookie, in one place.
 
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
@@ -37,6 +40,34 @@ pub fn headers(app: &AppState) -> Vec<SetResponseHeaderLayer<HeaderValue>> {
         }
     }
     layers
+}
+
+/// Refuses request targets longer than `[server] max_uri_bytes` (414) and header sections larger
+/// than `[server] max_header_bytes` (431) before any handler sees them.
+pub async fn request_limits(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let limits = &app.settings.server;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > limits.max_uri_bytes {
+        tracing::info!(bytes = target, "request refused: URI too long");
+        return (StatusCode::URI_TOO_LONG, "the request URI is too long\n").into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers > limits.max_header_bytes {
+        tracing::info!(bytes = headers, "request refused: headers too large");
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request headers are too large\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// The `Set-Cookie` value that hands the browser its TGT (CAS 3.0 §3.6): HttpOnly, SameSite=Lax,

@@ -3,9 +3,12 @@
 //! clock they move; CLI tests run the built `tessera` binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test that cannot go on should stop loudly
 
+mod authsources;
+mod browser;
 mod cas;
 mod cli;
 mod cluster;
+mod hostile;
 mod login;
 mod logout;
 mod oidc;

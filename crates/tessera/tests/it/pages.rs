@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::support::{TestServer, SERVICE};
+use crate::support::{enc, TestServer, SERVICE};
 
 #[tokio::test]
 async fn pages_carry_security_headers() {
@@ -62,4 +62,156 @@ async fn oversized_bodies_are_refused_and_nothing_breaks() {
         .await;
     assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
     server.browser().cas_login(SERVICE).await;
+}
+
+#[tokio::test]
+async fn pages_follow_accept_language_and_the_lang_parameter_sticks_in_a_cookie() {
+    let server = TestServer::start().await;
+    let url = server.url(&format!("/login?service={}", enc(SERVICE)));
+    let get = |accept: &'static str, cookie: Option<String>| {
+        let url = url.clone();
+        async move {
+            let mut request = reqwest::Client::new()
+                .get(url)
+                .header("accept-language", accept);
+            if let Some(c) = cookie {
+                request = request.header("cookie", c);
+            }
+            let r = request.send().await.unwrap();
+            let cookies: Vec<String> = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            (r.text().await.unwrap(), cookies)
+        }
+    };
+    let (de, _) = get("it, de-AT;q=0.9, en;q=0.5", None).await;
+    assert!(
+        de.contains(r#"<html lang="de">"#) && de.contains("Passwort"),
+        "{de}"
+    );
+    let (en, _) = get("ja", None).await;
+    assert!(en.contains(r#"<html lang="en">"#), "{en}");
+
+    let chosen = server
+        .browser()
+        .get(&format!("/login?service={}&lang=es", enc(SERVICE)))
+        .await;
+    assert!(chosen.body.contains(r#"<html lang="es">"#));
+    let cookie = chosen
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("tessera_lang=es;"))
+        .expect("the chosen language is remembered");
+    assert!(
+        cookie.contains("Path=/") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let (es, again) = get("de", Some("tessera_lang=es".into())).await;
+    assert!(
+        es.contains(r#"<html lang="es">"#),
+        "the cookie beats Accept-Language"
+    );
+    assert!(again.iter().all(|c| !c.starts_with("tessera_lang")));
+    // The switcher keeps the service and replaces the language.
+    assert!(
+        es.contains(&format!(
+            r#"href="/cas/login?service={}&amp;lang=fr""#,
+            enc(SERVICE)
+        )),
+        "{es}"
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_answer_alike_for_unknown_users_in_every_language() {
+    let server = TestServer::start().await;
+    let browser = server.browser();
+    let wrong = browser
+        .log_in_as(Some(SERVICE), "alice", "wrong", &[])
+        .await;
+    let unknown = browser
+        .log_in_as(Some(SERVICE), "nobody-here", "wrong", &[])
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, wrong.status);
+    let message = |body: &str| {
+        let start = body.find(r#"<div class="error""#).unwrap();
+        body[start..start + body[start..].find("</div>").unwrap()].to_owned()
+    };
+    assert_eq!(message(&wrong.body), message(&unknown.body));
+    assert!(wrong.body.contains("Invalid username or password."));
+    assert!(
+        !wrong.body.contains("wrong"),
+        "the password is never echoed"
+    );
+
+    let french = server.browser();
+    french.get("/login?lang=fr").await;
+    let page = french.log_in_as(Some(SERVICE), "alice", "wrong", &[]).await;
+    assert!(
+        page.body.contains("Identifiant ou mot de passe incorrect."),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_theme_overrides_the_logo_and_a_service_theme_gets_its_own_assets() {
+    let theme = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(theme.path().join("static")).unwrap();
+    std::fs::create_dir_all(theme.path().join("themes/campus/static")).unwrap();
+    std::fs::write(theme.path().join("static/logo.svg"), "<svg id=\"uni\"/>").unwrap();
+    std::fs::write(
+        theme.path().join("themes/campus/static/style.css"),
+        "body{}",
+    )
+    .unwrap();
+    let dir = theme.path().to_path_buf();
+    let server = TestServer::start_with(move |s| {
+        s.theme.dir = Some(dir);
+        s.login.password_reset_url = Some("https://id.example.org/reset".parse().unwrap());
+    })
+    .await;
+    let mut campus = crate::support::service("campus", r"https://campus\.example\.org/.*", true);
+    campus.theme = Some("campus".into());
+    campus.description = Some("Course <materials>".into());
+    server.store.put_service(&campus).await.unwrap();
+    let browser = server.browser();
+
+    let logo = browser.get("/static/logo.svg").await;
+    assert_eq!(logo.headers["content-type"], "image/svg+xml");
+    assert_eq!(logo.body, "<svg id=\"uni\"/>");
+    let page = browser
+        .login_page(Some("https://campus.example.org/"))
+        .await;
+    assert!(
+        page.body
+            .contains(r#"href="/cas/static/themes/campus/style.css""#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Course &lt;materials&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"href="https://id.example.org/reset""#));
+    let css = browser.get("/static/themes/campus/style.css").await;
+    assert_eq!((css.status, css.body.as_str()), (StatusCode::OK, "body{}"));
+    let logo = browser.get("/static/themes/campus/logo.svg").await;
+    assert_eq!(
+        logo.body, "<svg id=\"uni\"/>",
+        "the theme's logo, under the service theme"
+    );
+    for missing in [
+        "/static/themes/nope/style.css",
+        "/static/themes/campus/x.css",
+    ] {
+        assert_eq!(browser.get(missing).await.status, StatusCode::NOT_FOUND);
+    }
+    let other = browser.login_page(Some(SERVICE)).await;
+    assert!(other.body.contains(r#"href="/cas/static/style.css""#));
 }

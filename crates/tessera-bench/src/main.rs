@@ -1,0 +1,442 @@
+//! `tessera-bench`: the load benchmark of issue 8. It starts a release build of `tessera` on a
+//! fresh database (SQLite, or PostgreSQL with `--postgres`), sets up a user, a CAS service and a
+//! confidential OpenID Connect client with the CLI, runs closed-loop workloads at each concurrency
+//! and prints a Markdown report (machine, command, figures, the issue's targets). It never fails on
+//! a number: it exits non-zero only when it cannot set up or run the server.
+//!
+//! ```sh
+//! cargo build --release -p tessera -p tessera-bench && target/release/tessera-bench
+//! ```
+
+mod ceiling;
+mod client;
+mod cpu;
+mod load;
+mod report;
+mod server;
+mod workloads;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, ValueEnum};
+
+use crate::client::Conn;
+use crate::report::{Argon2Bound, Report, Run, StartupSample};
+use crate::server::{Deployment, Server};
+use crate::workloads::{Kind, Shared, Worker};
+
+/// Load benchmark for Tessera: closed-loop CAS and OpenID Connect workloads against a release
+/// `tessera` binary, reported as a Markdown table.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-bench", version)]
+struct Args {
+    /// The release `tessera` binary to run (built with `cargo build --release -p tessera`).
+    #[arg(long, value_name = "PATH", default_value = "target/release/tessera")]
+    tessera: PathBuf,
+    /// Use PostgreSQL: an admin URL through which a fresh database is created (and dropped
+    /// afterwards), e.g. postgres://postgres@127.0.0.1/postgres.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// Concurrent workers (one keep-alive connection each), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Measured time of each run.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Warm-up before each measured run (not counted).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    warmup: Duration,
+    /// Workloads to run, comma-separated, in this order (startup always runs first).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sso-validate,validate-only,password-login,oidc-code,ceiling,startup"
+    )]
+    workloads: Vec<Workload>,
+    /// Restarts measured by the startup workload.
+    #[arg(long, default_value_t = 5)]
+    startups: usize,
+    /// Run the load workloads' server under this command, for profiling (split on spaces), e.g.
+    /// "valgrind --tool=callgrind --callgrind-out-file=/tmp/tessera.callgrind" or "perf record -g
+    /// -o /tmp/tessera.perf". Startup runs are never wrapped.
+    #[arg(long, value_name = "COMMAND")]
+    server_wrapper: Option<String>,
+}
+
+/// The workloads of issue 8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Workload {
+    SsoValidate,
+    ValidateOnly,
+    PasswordLogin,
+    OidcCode,
+    Ceiling,
+    Startup,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Self::SsoValidate => "sso-validate",
+            Self::ValidateOnly => "validate-only",
+            Self::PasswordLogin => "password-login",
+            Self::OidcCode => "oidc-code",
+            Self::Ceiling => "ceiling",
+            Self::Startup => "startup",
+        }
+    }
+
+    fn needs_session(self) -> bool {
+        matches!(
+            self,
+            Self::SsoValidate | Self::ValidateOnly | Self::OidcCode | Self::Ceiling
+        )
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match bench(&args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-bench: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The binary to run: `--tessera`, or else the `tessera` next to this program.
+fn locate_binary(asked: &Path) -> Result<PathBuf> {
+    if asked.is_file() {
+        return Ok(asked.to_owned());
+    }
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("tessera")))
+        .filter(|p| p.is_file());
+    if let Some(sibling) = sibling {
+        if asked == Path::new("target/release/tessera") {
+            return Ok(sibling);
+        }
+    }
+    bail!(
+        "no tessera binary at {}: run `cargo build --release -p tessera` first (or pass --tessera PATH)",
+        asked.display()
+    )
+}
+
+fn say(message: &str) {
+    eprintln!("tessera-bench: {message}");
+}
+
+async fn bench(args: &Args) -> Result<()> {
+    let mut concurrency = args.concurrency.clone();
+    concurrency.retain(|&c| c > 0);
+    if concurrency.is_empty() {
+        bail!("--concurrency needs at least one positive number");
+    }
+    let binary = locate_binary(&args.tessera)?;
+    let mut workloads: Vec<Workload> = Vec::new();
+    for w in &args.workloads {
+        if !workloads.contains(w) {
+            workloads.push(*w);
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Instant::now();
+    let mut report = Report::new(
+        std::env::args().collect(),
+        binary.display().to_string(),
+        concurrency.clone(),
+        args.warmup,
+        args.duration,
+    );
+
+    say(&format!(
+        "setting up a deployment with {}",
+        binary.display()
+    ));
+    let deployment = Deployment::create(&binary, args.postgres.as_deref())?;
+    report.tessera_version = deployment.version();
+    report.database = deployment.database_label().to_owned();
+    let outcome = run_all(
+        args,
+        &deployment,
+        &workloads,
+        &concurrency,
+        cores,
+        &mut report,
+    )
+    .await;
+    deployment.drop_database();
+    outcome?;
+    say(&format!("done in {:.0} s", started.elapsed().as_secs_f64()));
+    println!("{}", report.markdown());
+    Ok(())
+}
+
+async fn run_all(
+    args: &Args,
+    deployment: &Deployment,
+    workloads: &[Workload],
+    concurrency: &[usize],
+    cores: usize,
+    report: &mut Report,
+) -> Result<()> {
+    if workloads.contains(&Workload::Startup) {
+        say("startup: first start (fresh database: generates the signing keys)");
+        report.first_start = Some(measure_start(deployment, "first-start.log").await?);
+        for i in 0..args.startups {
+            say(&format!("startup: restart {}/{}", i + 1, args.startups));
+            let sample = measure_start(deployment, &format!("restart-{i}.log")).await?;
+            report.restarts.push(sample);
+        }
+    }
+    let load: Vec<Workload> = workloads
+        .iter()
+        .copied()
+        .filter(|w| *w != Workload::Startup)
+        .collect();
+    if load.is_empty() {
+        return Ok(());
+    }
+    let wrapper: Vec<&str> = args
+        .server_wrapper
+        .as_deref()
+        .map(|w| w.split_whitespace().collect())
+        .unwrap_or_default();
+    let server = deployment.start_wrapped("server.log", &wrapper).await?;
+    let outcome = run_load(args, deployment, &server, &load, concurrency, cores, report).await;
+    server.stop().await?;
+    outcome
+}
+
+/// One start of `tessera serve`: exec → address line → first 200 from `/healthz`, then the
+/// resident memory after a second of idling.
+async fn measure_start(deployment: &Deployment, log: &str) -> Result<StartupSample> {
+    let server = deployment.start(log).await?;
+    let healthy = server.wait_healthy().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sample = StartupSample {
+        listening: server.listening,
+        healthy,
+        idle_rss_kib: server.rss_kib(),
+    };
+    server.stop().await?;
+    Ok(sample)
+}
+
+async fn run_load(
+    args: &Args,
+    deployment: &Deployment,
+    server: &Server,
+    workloads: &[Workload],
+    concurrency: &[usize],
+    cores: usize,
+    report: &mut Report,
+) -> Result<()> {
+    let setup = Shared::new(&deployment.password, &deployment.client_secret);
+    let max_workers = concurrency.iter().copied().max().unwrap_or(1);
+
+    // One SSO session per worker, made by logging in like a browser.
+    let mut cookies = Vec::new();
+    if workloads.iter().any(|w| w.needs_session()) {
+        say(&format!("logging in {max_workers} browsers"));
+        let mut conn = Conn::new(server.addr)?;
+        for _ in 0..max_workers {
+            let cookie = workloads::password_login(&setup, &mut conn)
+                .await
+                .context("logging in the benchmark's browsers")?;
+            cookies.push(cookie);
+        }
+    }
+
+    let ceiling = if workloads.contains(&Workload::Ceiling) {
+        let mut worker = Worker {
+            conn: Conn::new(server.addr)?,
+            cookie: cookies.first().cloned(),
+        };
+        let (body, content_type) = workloads::sample_validation(&setup, &mut worker)
+            .await
+            .context("fetching a validation success for the ceiling server")?;
+        report.ceiling_body_bytes = body.len();
+        Some(ceiling::Ceiling::start(body.into(), &content_type, cores)?)
+    } else {
+        None
+    };
+
+    for &workload in workloads {
+        if workload == Workload::PasswordLogin {
+            // Measured right before the logins, in the same conditions (the server idles).
+            say("measuring what the Argon2id cost allows on this machine");
+            report.argon2 = Some(argon2_bound(cores)?);
+        }
+        for &c in concurrency {
+            let shared = Arc::new(Shared::new(&deployment.password, &deployment.client_secret));
+            let target = match (&ceiling, workload) {
+                (Some(ceiling), Workload::Ceiling) => ceiling.addr,
+                _ => server.addr,
+            };
+            let mut workers = Vec::with_capacity(c);
+            for i in 0..c {
+                workers.push(Worker {
+                    conn: Conn::new(target)?,
+                    cookie: if workload == Workload::PasswordLogin {
+                        None
+                    } else {
+                        cookies.get(i).cloned()
+                    },
+                });
+            }
+            let mut note = String::new();
+            let server_pid = (workload != Workload::Ceiling).then(|| server.pid());
+            let before = cpu::sample(server_pid);
+            let stats = if workload == Workload::ValidateOnly {
+                // The warm-up mints the tickets (for as long as a whole run), then the
+                // validations alone are measured, until the tickets run out.
+                let (minted, workers) = load::run(
+                    Kind::Mint,
+                    &shared,
+                    workers,
+                    Duration::ZERO,
+                    args.warmup + args.duration,
+                )
+                .await?;
+                let pool = shared.pool.lock().map(|p| p.len()).unwrap_or(0);
+                let (stats, _) = load::run(
+                    Kind::ValidateOnly,
+                    &shared,
+                    workers,
+                    Duration::ZERO,
+                    args.duration,
+                )
+                .await?;
+                note = format!(
+                    "{pool} tickets minted first ({:.0}/s)",
+                    minted.iterations_per_second()
+                );
+                if stats.window < args.duration {
+                    note.push_str(&format!(
+                        "; they ran out after {:.1} s",
+                        stats.window.as_secs_f64()
+                    ));
+                }
+                stats
+            } else {
+                let kind = match workload {
+                    Workload::SsoValidate => Kind::SsoValidate,
+                    Workload::PasswordLogin => Kind::PasswordLogin,
+                    Workload::OidcCode => Kind::OidcCode,
+                    _ => Kind::Ceiling,
+                };
+                load::run(kind, &shared, workers, args.warmup, args.duration)
+                    .await?
+                    .0
+            };
+            let cpu = before
+                .zip(cpu::sample(server_pid))
+                .map(|(before, after)| cpu::usage(&before, &after));
+            // The ceiling server lives in the bench process: its memory says nothing.
+            let rss_kib = if workload == Workload::Ceiling {
+                None
+            } else {
+                server.rss_kib()
+            };
+            say(&format!(
+                "{} c={c}: {:.0} iterations/s, {:.0} requests/s, p50 {}, p99 {}, {} errors{}",
+                workload.name(),
+                stats.iterations_per_second(),
+                stats.requests_per_second(),
+                report::latency(stats.quantile_us(0.5)),
+                report::latency(stats.quantile_us(0.99)),
+                stats.errors,
+                cpu.map(|u| format!(
+                    "; CPU cores: server {:.2}, bench {:.2}, other {:.2}",
+                    u.server, u.bench, u.other
+                ))
+                .unwrap_or_default()
+            ));
+            if let Some(e) = &stats.first_error {
+                say(&format!("  first error: {e}"));
+            }
+            report.runs.push(Run {
+                workload: workload.name(),
+                concurrency: c,
+                stats,
+                rss_kib,
+                cpu,
+                note,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What the configured Argon2id cost allows: hashes per second on one thread, and with one thread
+/// per core hashing at once.
+fn argon2_bound(cores: usize) -> Result<Argon2Bound> {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    const PER_THREAD: u32 = 8;
+    let params = Params::new(
+        server::ARGON2_MEMORY_KIB,
+        server::ARGON2_ITERATIONS,
+        server::ARGON2_PARALLELISM,
+        Some(32),
+    )
+    .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let hash = |hasher: &Argon2<'_>| -> Result<()> {
+        let mut out = [0u8; 32];
+        hasher
+            .hash_password_into(
+                b"correct horse battery staple",
+                b"tessera-bench-salt",
+                &mut out,
+            )
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    };
+    // Hashes per second with `threads` threads hashing `PER_THREAD` times each at once.
+    let rate = |threads: usize| -> Result<f64> {
+        let barrier = std::sync::Barrier::new(threads);
+        let slowest = std::thread::scope(|scope| -> Result<Duration> {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| -> Result<Duration> {
+                        hash(&hasher)?;
+                        barrier.wait();
+                        let t = Instant::now();
+                        for _ in 0..PER_THREAD {
+                            hash(&hasher)?;
+                        }
+                        Ok(t.elapsed())
+                    })
+                })
+                .collect();
+            let mut slowest = Duration::ZERO;
+            for h in handles {
+                let elapsed = h
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("an argon2 thread panicked"))??;
+                slowest = slowest.max(elapsed);
+            }
+            Ok(slowest)
+        })?;
+        Ok(f64::from(PER_THREAD) * threads as f64 / slowest.as_secs_f64())
+    };
+    // The best of three tries: other work on a shared machine only ever slows hashing down.
+    let best = |threads: usize| -> Result<f64> {
+        let mut best: f64 = 0.0;
+        for _ in 0..3 {
+            best = best.max(rate(threads)?);
+        }
+        Ok(best)
+    };
+    let single = best(1)?;
+    let all = if cores > 1 { best(cores)? } else { single };
+    Ok(Argon2Bound { single, cores, all })
+}

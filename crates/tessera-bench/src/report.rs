@@ -1,0 +1,466 @@
+//! The Markdown report: machine, command, the figures of every run, startup, and the targets of
+//! issue 8 with whether this run met them. Reporting never fails on a number.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::cpu::Usage;
+use crate::load::Stats;
+
+/// One measured run.
+pub(crate) struct Run {
+    pub(crate) workload: &'static str,
+    pub(crate) concurrency: usize,
+    pub(crate) stats: Stats,
+    /// The server's resident memory at the end of the run (the bench's own for `ceiling`).
+    pub(crate) rss_kib: Option<u64>,
+    /// CPU use during the run (warm-up included).
+    pub(crate) cpu: Option<Usage>,
+    pub(crate) note: String,
+}
+
+/// One start of the server.
+pub(crate) struct StartupSample {
+    pub(crate) listening: Duration,
+    pub(crate) healthy: Duration,
+    pub(crate) idle_rss_kib: Option<u64>,
+}
+
+/// What the configured Argon2id cost allows on this machine.
+pub(crate) struct Argon2Bound {
+    /// Hashes per second on one thread.
+    pub(crate) single: f64,
+    pub(crate) cores: usize,
+    /// Hashes per second with one thread per core.
+    pub(crate) all: f64,
+}
+
+impl Argon2Bound {
+    /// Logins per second `workers` closed-loop workers can reach at most: each waits for its
+    /// own hash, so fewer workers than cores leave cores idle.
+    fn allows(&self, workers: usize) -> f64 {
+        if workers >= self.cores {
+            self.all.max(self.single)
+        } else {
+            self.single * workers as f64
+        }
+    }
+}
+
+/// Everything the report shows.
+pub(crate) struct Report {
+    command: Vec<String>,
+    binary: String,
+    concurrency: Vec<usize>,
+    warmup: Duration,
+    duration: Duration,
+    pub(crate) tessera_version: String,
+    pub(crate) database: String,
+    pub(crate) argon2: Option<Argon2Bound>,
+    pub(crate) first_start: Option<StartupSample>,
+    pub(crate) restarts: Vec<StartupSample>,
+    pub(crate) ceiling_body_bytes: usize,
+    pub(crate) runs: Vec<Run>,
+    /// The 1-minute load average when the bench started.
+    load_before: Option<f64>,
+}
+
+/// A latency in microseconds, readable.
+pub(crate) fn latency(us: u64) -> String {
+    match us {
+        0 => "–".to_owned(),
+        1..=999 => format!("{us} µs"),
+        1_000..=999_999 => format!("{:.2} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Megabytes (10^6 bytes), as the issue's targets are written.
+fn megabytes(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "–".to_owned(),
+        |k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6),
+    )
+}
+
+/// 12345.6 → "12,346".
+fn count(x: f64) -> String {
+    let rounded = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, c) in rounded.chars().enumerate() {
+        if i > 0 && (rounded.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate(x: f64) -> String {
+    if x > 0.0 && x < 10.0 {
+        format!("{x:.1}")
+    } else {
+        count(x)
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "**met**"
+    } else {
+        "not met"
+    }
+}
+
+fn median(mut values: Vec<Duration>) -> Option<Duration> {
+    values.sort();
+    values.get(values.len() / 2).copied()
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let processors = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kib| format!(", {:.0} GiB of memory", kib / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| format!(", Linux {}", k.trim()))
+        .unwrap_or_default();
+    format!("{model}, {processors} cores{memory}{kernel}")
+}
+
+/// The 1-minute load average: the machine is shared, and other work skews every figure.
+pub(crate) fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The date of the report: the one wall-clock reading of the bench.
+#[allow(clippy::disallowed_methods)] // a report's date is the wall clock's business
+fn now_utc() -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::now_utc()
+        .format(format)
+        .unwrap_or_else(|_| "unknown date".to_owned())
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:@%+".contains(c))
+    {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+impl Report {
+    pub(crate) fn new(
+        command: Vec<String>,
+        binary: String,
+        concurrency: Vec<usize>,
+        warmup: Duration,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            command,
+            binary,
+            concurrency,
+            warmup,
+            duration,
+            tessera_version: String::new(),
+            database: String::new(),
+            argon2: None,
+            first_start: None,
+            restarts: Vec::new(),
+            ceiling_body_bytes: 0,
+            runs: Vec::new(),
+            load_before: load_average(),
+        }
+    }
+
+    fn run(&self, workload: &str, concurrency: usize) -> Option<&Run> {
+        self.runs
+            .iter()
+            .find(|r| r.workload == workload && r.concurrency == concurrency)
+    }
+
+    /// The whole report.
+    pub(crate) fn markdown(&self) -> String {
+        let mut out = String::new();
+        let command: Vec<String> = self
+            .command
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if i == 0 {
+                    "tessera-bench".to_owned()
+                } else {
+                    shell_quote(a)
+                }
+            })
+            .collect();
+        let concurrency: Vec<String> = self.concurrency.iter().map(usize::to_string).collect();
+        let _ = writeln!(out, "- **Date**: {}", now_utc());
+        let load = self
+            .load_before
+            .map_or_else(|| "?".to_owned(), |l| format!("{l:.2}"));
+        let _ = writeln!(
+            out,
+            "- **Machine**: {}; load average {load} when the bench started; the load generator runs on the same cores",
+            machine()
+        );
+        let _ = writeln!(
+            out,
+            "- **Server**: {} (`{}`), {}",
+            self.tessera_version, self.binary, self.database
+        );
+        let _ = writeln!(out, "- **Command**: `{}`", command.join(" "));
+        let _ = writeln!(
+            out,
+            "- **Runs**: closed loop, concurrency {}, one keep-alive connection per worker, {:.0} s warm-up then {:.0} s measured; latency is per iteration",
+            concurrency.join(", "),
+            self.warmup.as_secs_f64(),
+            self.duration.as_secs_f64()
+        );
+        if self.database.starts_with("PostgreSQL") {
+            let _ = writeln!(
+                out,
+                "- The PostgreSQL server's own CPU time counts as \"other\" in the CPU column"
+            );
+        }
+        let _ = writeln!(out);
+        if !self.runs.is_empty() {
+            let _ = writeln!(
+                out,
+                "| workload | workers | iterations/s | requests/s | p50 | p99 | errors | server RSS | CPU cores: server / bench / other | notes |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            for r in &self.runs {
+                let mut note = r.note.clone();
+                if r.workload == "ceiling" {
+                    if !note.is_empty() {
+                        note.push_str("; ");
+                    }
+                    let _ = write!(
+                        note,
+                        "in-process hyper server answering the {} bytes of a validation success",
+                        self.ceiling_body_bytes
+                    );
+                }
+                let cpu = r.cpu.map_or_else(
+                    || "–".to_owned(),
+                    |u| format!("{:.2} / {:.2} / {:.2}", u.server, u.bench, u.other),
+                );
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {} |",
+                    r.workload,
+                    r.concurrency,
+                    rate(r.stats.iterations_per_second()),
+                    rate(r.stats.requests_per_second()),
+                    latency(r.stats.quantile_us(0.5)),
+                    latency(r.stats.quantile_us(0.99)),
+                    r.stats.errors,
+                    megabytes(r.rss_kib),
+                    note
+                );
+            }
+            let _ = writeln!(out);
+        }
+        if let Some(a) = &self.argon2 {
+            let _ = writeln!(
+                out,
+                "Argon2id at the configured cost (19456 KiB, 2 passes, 1 lane), measured by the bench right before `password-login`: {} per hash on one thread ({} hashes/s); {} threads hashing at once allow **{} logins/s**.",
+                millis(Duration::from_secs_f64(1.0 / a.single.max(1e-9))),
+                rate(a.single),
+                a.cores,
+                rate(a.allows(a.cores))
+            );
+            let _ = writeln!(out);
+        }
+        if self.first_start.is_some() || !self.restarts.is_empty() {
+            let _ = writeln!(
+                out,
+                "| startup | exec → address printed | exec → first `/healthz` 200 | idle RSS (1 s later) |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            if let Some(s) = &self.first_start {
+                let _ = writeln!(
+                    out,
+                    "| first start (fresh database: generates the RS256 and ES256 keys) | {} | {} | {} |",
+                    millis(s.listening),
+                    millis(s.healthy),
+                    megabytes(s.idle_rss_kib)
+                );
+            }
+            if let Some(s) = self.restart_median() {
+                let _ = writeln!(
+                    out,
+                    "| restart (median of {}) | {} | {} | {} |",
+                    self.restarts.len(),
+                    millis(s.listening),
+                    millis(s.healthy),
+                    megabytes(s.idle_rss_kib)
+                );
+            }
+            let _ = writeln!(out);
+        }
+        out.push_str(&self.targets());
+        out
+    }
+
+    fn restart_median(&self) -> Option<StartupSample> {
+        if self.restarts.is_empty() {
+            return None;
+        }
+        let mut rss: Vec<u64> = self
+            .restarts
+            .iter()
+            .filter_map(|s| s.idle_rss_kib)
+            .collect();
+        rss.sort_unstable();
+        Some(StartupSample {
+            listening: median(self.restarts.iter().map(|s| s.listening).collect())?,
+            healthy: median(self.restarts.iter().map(|s| s.healthy).collect())?,
+            idle_rss_kib: rss.get(rss.len() / 2).copied(),
+        })
+    }
+
+    /// The targets of issue 8, judged on this run (throughput ones at every concurrency; the
+    /// verdict is the one at the highest).
+    fn targets(&self) -> String {
+        let mut rows: Vec<(String, String, &'static str)> = Vec::new();
+        let top = self.concurrency.iter().copied().max().unwrap_or(1);
+        let ratio_row = |workload: &str,
+                         metric: fn(&Stats) -> f64,
+                         needed: &dyn Fn(usize) -> Option<f64>|
+         -> Option<(String, bool)> {
+            let mut cells = Vec::new();
+            let mut met_at_top = None;
+            for &c in &self.concurrency {
+                let (Some(run), Some(need)) = (self.run(workload, c), needed(c)) else {
+                    continue;
+                };
+                let got = metric(&run.stats);
+                let share = if need > 0.0 { got / need * 100.0 } else { 0.0 };
+                cells.push(format!(
+                    "{c}: {} of {} ({share:.0} %)",
+                    rate(got),
+                    rate(need)
+                ));
+                if c == top {
+                    met_at_top = Some(got >= need);
+                }
+            }
+            met_at_top.map(|met| (cells.join("; "), met))
+        };
+        let ceiling_rps = |c: usize| {
+            self.run("ceiling", c)
+                .map(|r| r.stats.requests_per_second())
+        };
+
+        let iterations = |s: &Stats| s.iterations_per_second();
+        let requests = |s: &Stats| s.requests_per_second();
+        if let Some((cells, met)) = ratio_row("sso-validate", iterations, &|c| {
+            ceiling_rps(c).map(|x| x * 0.5 / 2.0)
+        }) {
+            rows.push((
+                "`sso-validate` ≥ 50 % of the ceiling's requests/s ÷ 2 (flows/s)".into(),
+                cells,
+                verdict(met),
+            ));
+        }
+        if let Some((cells, met)) = ratio_row("validate-only", requests, &|c| {
+            ceiling_rps(c).map(|x| x * 0.5)
+        }) {
+            rows.push((
+                "`validate-only` ≥ 50 % of the ceiling (requests/s)".into(),
+                cells,
+                verdict(met),
+            ));
+        }
+        for workload in ["sso-validate", "validate-only", "oidc-code"] {
+            if let Some(run) = self.run(workload, 64) {
+                let p99 = run.stats.quantile_us(0.99);
+                rows.push((
+                    format!("`{workload}` p99 < 10 ms at 64 workers"),
+                    latency(p99),
+                    verdict(p99 > 0 && p99 < 10_000),
+                ));
+            }
+        }
+        if let Some(a) = &self.argon2 {
+            if let Some((cells, met)) =
+                ratio_row("password-login", iterations, &|c| Some(a.allows(c) * 0.9))
+            {
+                rows.push((
+                    format!(
+                        "`password-login` ≥ 90 % of what Argon2id allows ({} logins/s on {} cores)",
+                        rate(a.allows(a.cores)),
+                        a.cores
+                    ),
+                    cells,
+                    verdict(met),
+                ));
+            }
+        }
+        if let Some((cells, met)) = ratio_row("oidc-code", iterations, &|_| Some(3000.0)) {
+            rows.push((
+                "`oidc-code` ≥ 3,000 flows/s (ES256)".into(),
+                cells,
+                verdict(met),
+            ));
+        }
+        if let Some(s) = self.restart_median() {
+            rows.push((
+                "startup < 100 ms (exec → first 200)".into(),
+                millis(s.healthy),
+                verdict(s.healthy < Duration::from_millis(100)),
+            ));
+            rows.push((
+                "idle RSS < 20 MB".into(),
+                megabytes(s.idle_rss_kib),
+                verdict(s.idle_rss_kib.is_some_and(|k| k * 1024 < 20_000_000)),
+            ));
+        }
+        if rows.is_empty() {
+            return String::new();
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| target (issue 8) | measured (workers: value of needed) | verdict (at {top} workers) |"
+        );
+        let _ = writeln!(out, "|---|---|---|");
+        for (target, measured, verdict) in rows {
+            let _ = writeln!(out, "| {target} | {measured} | {verdict} |");
+        }
+        out
+    }
+}

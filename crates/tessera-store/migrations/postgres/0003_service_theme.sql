@@ -1,0 +1,6 @@
+-- The look of the login pages per service (as SQLite's 0005_service_theme.sql): a per-service
+-- theme (a directory under the server's `[theme] dir`/themes) and a description shown under the
+-- service's name. Both optional.
+
+ALTER TABLE services ADD COLUMN theme TEXT;
+ALTER TABLE services ADD COLUMN description TEXT;
