@@ -173,3 +173,44 @@ impl Conn {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(set_cookies: &[&str]) -> Reply {
+        let mut headers = HeaderMap::new();
+        for c in set_cookies {
+            headers.append(header::SET_COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        Reply {
+            status: StatusCode::FOUND,
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn finds_the_cookie_to_send_back() {
+        let r = reply(&[
+            "other=1; Path=/",
+            "TGC=TGT-abc; Path=/cas; HttpOnly; SameSite=Lax",
+        ]);
+        assert_eq!(r.cookie("TGC").as_deref(), Some("TGC=TGT-abc"));
+        assert_eq!(r.cookie("missing"), None);
+        let cleared = reply(&["TGC=; Path=/cas; Max-Age=0"]);
+        assert_eq!(cleared.cookie("TGC"), None);
+    }
+
+    #[test]
+    fn expect_quotes_the_answer() {
+        let mut r = reply(&[]);
+        r.body = Bytes::from_static(b"<html>login form</html>");
+        assert!(r.expect(StatusCode::FOUND, "x").is_ok());
+        let e = r
+            .expect(StatusCode::OK, "GET /login")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GET /login") && e.contains("login form"), "{e}");
+    }
+}

@@ -464,3 +464,45 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(count(0.0), "0");
+        assert_eq!(count(999.4), "999");
+        assert_eq!(count(1234.6), "1,235");
+        assert_eq!(count(1_234_567.0), "1,234,567");
+        assert_eq!(rate(5.71), "5.7");
+        assert_eq!(rate(31_429.2), "31,429");
+        assert_eq!(latency(0), "–");
+        assert_eq!(latency(917), "917 µs");
+        assert_eq!(latency(1_920), "1.92 ms");
+        assert_eq!(latency(1_540_000), "1.54 s");
+        assert_eq!(megabytes(Some(17_000)), "17.4 MB");
+        assert_eq!(megabytes(None), "–");
+    }
+
+    #[test]
+    fn commands_are_quoted_for_a_shell() {
+        assert_eq!(shell_quote("--duration"), "--duration");
+        assert_eq!(shell_quote("1,16,64"), "1,16,64");
+        assert_eq!(shell_quote("valgrind --tool=x"), "'valgrind --tool=x'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn argon2_bound_counts_usable_cores() {
+        let a = Argon2Bound {
+            single: 30.0,
+            cores: 2,
+            all: 50.0,
+        };
+        assert!((a.allows(1) - 30.0).abs() < 1e-9);
+        assert!((a.allows(2) - 50.0).abs() < 1e-9);
+        assert!((a.allows(64) - 50.0).abs() < 1e-9);
+    }
+}

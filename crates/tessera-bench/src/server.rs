@@ -101,7 +101,7 @@ argon2_parallelism = {ARGON2_PARALLELISM}
             url = toml_string(&url),
         );
         std::fs::write(&config, text).context("writing the config file")?;
-        let mut deployment = Self {
+        let deployment = Self {
             binary: binary.to_owned(),
             dir,
             config,
@@ -109,11 +109,14 @@ argon2_parallelism = {ARGON2_PARALLELISM}
             password: format!("bench-password-{unique}"),
             client_secret: format!("bench-client-secret-{unique}-0123456789abcdef"),
         };
-        deployment.populate()?;
+        if let Err(e) = deployment.populate() {
+            deployment.drop_database();
+            return Err(e);
+        }
         Ok(deployment)
     }
 
-    fn populate(&mut self) -> Result<()> {
+    fn populate(&self) -> Result<()> {
         let password = format!("{}\n", self.password);
         self.cli(
             &[

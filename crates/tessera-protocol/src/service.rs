@@ -35,6 +35,9 @@ pub enum ServiceUrlError {
     /// Control character or backslash.
     #[error("the service URL contains a control character or a backslash")]
     ForbiddenCharacter,
+    /// Leading or trailing whitespace, which URL parsers trim but a redirect would keep.
+    #[error("the service URL starts or ends with a space")]
+    SurroundingSpace,
     /// Not a URL with a scheme.
     #[error("the service URL has no scheme")]
     NoScheme,
@@ -54,6 +57,11 @@ impl ServiceUrl {
         }
         if s.chars().any(|c| c.is_control() || c == '\\') {
             return Err(ServiceUrlError::ForbiddenCharacter);
+        }
+        // `url` trims these before parsing, so `https://app.example.org ` would pass the host check
+        // below and then become `https://app.example.org ?ticket=…`, a different URL, once redirected.
+        if s.trim() != s {
+            return Err(ServiceUrlError::SurroundingSpace);
         }
         let scheme = s.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
         let scheme_ok = scheme

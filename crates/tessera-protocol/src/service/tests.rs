@@ -41,6 +41,16 @@ fn service_urls_refuse_redirect_tricks() {
         ("//evil.example.net/", ServiceUrlError::NoScheme),
         ("/relative", ServiceUrlError::NoScheme),
         ("http://", ServiceUrlError::BadHttpUrl),
+        (
+            "https://app.example.org ",
+            ServiceUrlError::SurroundingSpace,
+        ),
+        ("https://ht.. ", ServiceUrlError::SurroundingSpace),
+        (
+            " https://app.example.org/",
+            ServiceUrlError::SurroundingSpace,
+        ),
+        ("imap://localhost\u{a0}", ServiceUrlError::SurroundingSpace),
     ] {
         assert_eq!(ServiceUrl::parse(bad), Err(why), "{bad}");
     }
