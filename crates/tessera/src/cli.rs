@@ -194,11 +194,12 @@ pub enum ServiceCommand {
     /// Import the services of another CAS server, reporting what could not be carried over.
     Import {
         /// apereo-json (a directory of Apereo CAS JSON service definitions) or django-cas-server
-        /// (a `manage.py dumpdata cas_server` JSON file).
+        /// (a `manage.py dumpdata cas_server` JSON file, or its database: sqlite://PATH,
+        /// postgres://USER@HOST/DATABASE, mysql://USER@HOST/DATABASE).
         #[arg(long = "from", value_name = "FORMAT", value_parser = ["apereo-json", "django-cas-server"])]
         from: String,
-        /// The directory or file.
-        #[arg(value_name = "DIR_OR_FILE")]
+        /// The directory, file or database URL (read only).
+        #[arg(value_name = "DIR_FILE_OR_URL")]
         source: PathBuf,
         /// Report what would be imported, change nothing.
         #[arg(long)]
@@ -419,7 +420,7 @@ fn admin_action(command: &Command) -> Option<(&'static str, String)> {
                 dry_run: false,
                 toml: false,
                 ..
-            } => ("service import", source.display().to_string()),
+            } => ("service import", redact_url(&source.to_string_lossy())),
             _ => return None,
         },
         Command::Client(cmd) => match cmd {
@@ -821,11 +822,19 @@ async fn import_services(
     dry_run: bool,
     toml: bool,
 ) -> Result<(), CliError> {
-    let report = match from {
-        "apereo-json" => crate::import::apereo_dir(source),
-        _ => std::fs::read_to_string(source)
-            .map_err(|e| format!("cannot read {}: {e}", source.display()))
-            .and_then(|text| crate::import::django_dumpdata(&text)),
+    let url = source
+        .to_str()
+        .filter(|s| crate::import::is_database_url(s));
+    let shown = redact_url(&source.to_string_lossy());
+    let report = match (from, url) {
+        ("apereo-json", None) => crate::import::apereo_dir(source),
+        ("apereo-json", Some(_)) => Err(format!(
+            "{shown}: apereo-json reads a directory of JSON service definitions, not a database"
+        )),
+        (_, Some(url)) => crate::import::django_database(url)
+            .await
+            .map_err(|e| format!("{shown}: {e}")),
+        (_, None) => crate::import::django_dump_file(source),
     }
     .map_err(CliError::Invalid)?;
     if toml {
@@ -864,9 +873,8 @@ async fn import_services(
     }
     let verb = if dry_run { "would import" } else { "imported" };
     println!(
-        "{verb} {} services from {} ({from}), {} skipped",
+        "{verb} {} services from {shown} ({from}), {} skipped",
         imported.len(),
-        source.display(),
         skipped.len()
     );
     for s in &imported {

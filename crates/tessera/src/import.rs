@@ -1,19 +1,29 @@
 //! Taking over the service registry of another CAS server: Apereo CAS JSON service definitions
-//! (one file per service) and django-cas-server `dumpdata` JSON.
+//! (one file per service), and django-cas-server's settings from a `dumpdata` JSON file or read
+//! from its database.
 //!
-//! Pure: text in, [`RegisteredService`]s and notes out; `tessera service import` stores them.
+//! The conversion is pure: rows in, [`RegisteredService`]s and notes out; `tessera service import`
+//! stores them. Reading django-cas-server's database only gathers the rows a dump would hold.
 //! Whatever a definition says that Tessera cannot carry over is reported, never dropped silently.
 //! A restriction that cannot be carried over (an access rule, a user list, an MFA policy) imports
 //! the service **disabled**, so it is never more open than it was.
 
 use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions as _, Connection as _, ValueRef as _};
 use tessera_protocol::attributes::is_valid_attribute_name;
 use tessera_protocol::service::{
     AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin,
     ServicePattern, ServiceUrl,
 };
+
+use crate::auth::sql::SqlDriver;
 
 /// A service read from the source.
 #[derive(Debug, Clone)]
@@ -631,6 +641,77 @@ fn join(items: &[&String]) -> String {
 
 // --- django-cas-server -----------------------------------------------------------------------
 
+/// A django-cas-server model that holds service settings.
+struct DjangoModel {
+    /// Its name in a dump (`app_label.model`).
+    model: &'static str,
+    /// Its table, as django-cas-server's migrations create it.
+    table: &'static str,
+    /// The fields the conversion reads. A foreign key's column is the field's name + `_id`.
+    fields: &'static [&'static str],
+}
+
+/// The field of every other model that points at its `ServicePattern`.
+const PATTERN_KEY: &str = "service_pattern";
+
+/// What django-cas-server knows of its services; other models (users, tickets…) are not read.
+const DJANGO_MODELS: [DjangoModel; 5] = [
+    DjangoModel {
+        model: "cas_server.servicepattern",
+        table: "cas_server_servicepattern",
+        fields: &[
+            "pos",
+            "name",
+            "pattern",
+            "user_field",
+            "restrict_users",
+            "proxy",
+            "proxy_callback",
+            "single_log_out",
+            "single_log_out_callback",
+        ],
+    },
+    DjangoModel {
+        model: "cas_server.replaceattributname",
+        table: "cas_server_replaceattributname",
+        fields: &["name", "replace", PATTERN_KEY],
+    },
+    DjangoModel {
+        model: "cas_server.filterattributvalue",
+        table: "cas_server_filterattributvalue",
+        fields: &["attribut", "pattern", PATTERN_KEY],
+    },
+    DjangoModel {
+        model: "cas_server.replaceattributvalue",
+        table: "cas_server_replaceattributvalue",
+        fields: &["attribut", "pattern", "replace", PATTERN_KEY],
+    },
+    DjangoModel {
+        model: "cas_server.username",
+        table: "cas_server_username",
+        fields: &["value", PATTERN_KEY],
+    },
+];
+
+/// A `manage.py dumpdata cas_server` file.
+pub fn django_dump_file(path: &Path) -> Result<Report, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.starts_with(b"SQLite format 3\0") {
+        return Err(format!(
+            "{} is a SQLite database, not a dumpdata file: give it as sqlite://{}",
+            path.display(),
+            path.display()
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        format!(
+            "{} is not a dumpdata JSON file (not UTF-8 text)",
+            path.display()
+        )
+    })?;
+    django_dumpdata(&text)
+}
+
 /// The rows of a `manage.py dumpdata cas_server` JSON file.
 pub fn django_dumpdata(text: &str) -> Result<Report, String> {
     let rows: Vec<Value> =
@@ -645,14 +726,9 @@ pub fn django_dumpdata(text: &str) -> Result<Report, String> {
             .to_ascii_lowercase();
         let pk = row.get("pk").cloned().unwrap_or(Value::Null);
         let fields = row.get("fields").cloned().unwrap_or(Value::Null);
-        let row = DjangoRow { pk, fields };
-        match model.as_str() {
-            "cas_server.servicepattern" => tables.patterns.push(row),
-            "cas_server.replaceattributname" => tables.renames.push(row),
-            "cas_server.filterattributvalue" => tables.filters.push(row),
-            "cas_server.replaceattributvalue" => tables.value_rewrites.push(row),
-            "cas_server.username" => tables.usernames.push(row),
-            _ => other += 1,
+        match tables.rows_mut(&model) {
+            Some(rows) => rows.push(DjangoRow { pk, fields }),
+            None => other += 1,
         }
     }
     if tables.patterns.is_empty() {
@@ -667,7 +743,263 @@ pub fn django_dumpdata(text: &str) -> Result<Report, String> {
     Ok(report)
 }
 
-/// One row of a django-cas-server table: its primary key and fields.
+/// How long reading django-cas-server's database may take, connecting included.
+const DATABASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether an import source is a database URL (`sqlite:`, `postgres://`, `postgresql://`,
+/// `mysql://`, `mariadb://`) rather than a file.
+pub fn is_database_url(source: &str) -> bool {
+    SqlDriver::of_url(source).is_some()
+}
+
+/// django-cas-server's services read from its database (`sqlite://PATH`, `postgres://…`,
+/// `mysql://…`), converted as a dump of the same rows would be. Only SELECTs are sent, and a SQLite
+/// file is opened read-only.
+pub async fn django_database(url: &str) -> Result<Report, String> {
+    let tables = tokio::time::timeout(DATABASE_TIMEOUT, read_django_database(url))
+        .await
+        .map_err(|_| {
+            format!(
+                "the database did not answer within {}",
+                humantime::format_duration(DATABASE_TIMEOUT)
+            )
+        })??;
+    if tables.patterns.is_empty() {
+        return Err(
+            "table cas_server_servicepattern is empty: there is no service pattern to import"
+                .into(),
+        );
+    }
+    Ok(django_services(&tables))
+}
+
+async fn read_django_database(url: &str) -> Result<DjangoTables, String> {
+    let mut db = Database::open(url).await?;
+    let tables = read_django_tables(&mut db).await;
+    db.close().await;
+    tables
+}
+
+async fn read_django_tables(db: &mut Database) -> Result<DjangoTables, String> {
+    let present = db
+        .tables()
+        .await
+        .map_err(|e| format!("cannot list the tables of the database: {e}"))?;
+    if let Some(missing) = DJANGO_MODELS
+        .iter()
+        .find(|m| !present.iter().any(|t| t.eq_ignore_ascii_case(m.table)))
+    {
+        let hint = if present.is_empty() {
+            " (the database has no table at all: is the database named in the URL the right one?)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "this does not look like a django-cas-server database: table {} is missing{hint}",
+            missing.table
+        ));
+    }
+    let mut tables = DjangoTables::default();
+    for model in &DJANGO_MODELS {
+        let columns: Vec<String> = std::iter::once("id".to_owned())
+            .chain(model.fields.iter().map(|&f| {
+                if f == PATTERN_KEY {
+                    format!("{f}_id")
+                } else {
+                    f.to_owned()
+                }
+            }))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            columns
+                .iter()
+                .map(|c| db.quote(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            db.quote(model.table),
+            db.quote("id")
+        );
+        let rows = db
+            .rows(&sql, &columns)
+            .await
+            .map_err(|e| format!("cannot read table {}: {e}", model.table))?;
+        let Some(slot) = tables.rows_mut(model.model) else {
+            continue;
+        };
+        for mut row in rows {
+            let pk = row.remove("id").unwrap_or(Value::Null);
+            if let Some(key) = row.remove(&format!("{PATTERN_KEY}_id")) {
+                row.insert(PATTERN_KEY.to_owned(), key);
+            }
+            slot.push(DjangoRow {
+                pk,
+                fields: Value::Object(row),
+            });
+        }
+    }
+    Ok(tables)
+}
+
+/// A connection to django-cas-server's database.
+enum Database {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+    MySql(sqlx::MySqlConnection),
+}
+
+impl Database {
+    async fn open(url: &str) -> Result<Self, String> {
+        let unusable = |e: sqlx::Error| format!("not a usable database URL: {e}");
+        let unreachable = |e: sqlx::Error| format!("cannot connect to the database: {e}");
+        Ok(match SqlDriver::of_url(url) {
+            Some(SqlDriver::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(unusable)?
+                    .read_only(true)
+                    .create_if_missing(false);
+                let connection = options.connect().await.map_err(|e| {
+                    format!(
+                        "cannot open the SQLite database {}: {e}",
+                        options.get_filename().display()
+                    )
+                })?;
+                Self::Sqlite(connection)
+            }
+            Some(SqlDriver::Postgres) => Self::Postgres(
+                PgConnectOptions::from_str(url)
+                    .map_err(unusable)?
+                    .connect()
+                    .await
+                    .map_err(unreachable)?,
+            ),
+            Some(SqlDriver::MySql) => Self::MySql(
+                MySqlConnectOptions::from_str(url)
+                    .map_err(unusable)?
+                    .connect()
+                    .await
+                    .map_err(unreachable)?,
+            ),
+            None => return Err("not a database URL: give sqlite://PATH, postgres://USER@HOST/DATABASE or mysql://USER@HOST/DATABASE".into()),
+        })
+    }
+
+    /// An identifier quoted for this database (MySQL does not take `"` unless in ANSI mode).
+    fn quote(&self, name: &str) -> String {
+        match self {
+            Self::MySql(_) => format!("`{name}`"),
+            Self::Sqlite(_) | Self::Postgres(_) => format!("\"{name}\""),
+        }
+    }
+
+    /// The names of the tables (and views) a query without a schema name can reach.
+    async fn tables(&mut self) -> Result<Vec<String>, sqlx::Error> {
+        let sql = match self {
+            Self::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')",
+            Self::Postgres(_) => {
+                "SELECT c.relname::text AS name FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                 AND pg_catalog.pg_table_is_visible(c.oid)"
+            }
+            Self::MySql(_) => {
+                "SELECT CAST(table_name AS CHAR) AS name FROM information_schema.tables \
+                 WHERE table_schema = DATABASE()"
+            }
+        };
+        let rows = self.rows(sql, &["name".to_owned()]).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|mut row| match row.remove("name") {
+                Some(Value::String(name)) => Some(name),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The rows of a SELECT, each as `column → value`.
+    async fn rows(
+        &mut self,
+        sql: &str,
+        columns: &[String],
+    ) -> Result<Vec<Map<String, Value>>, sqlx::Error> {
+        match self {
+            Self::Sqlite(c) => row_maps(&sqlx::query(sql).fetch_all(c).await?, columns),
+            Self::Postgres(c) => row_maps(&sqlx::query(sql).fetch_all(c).await?, columns),
+            Self::MySql(c) => row_maps(&sqlx::query(sql).fetch_all(c).await?, columns),
+        }
+    }
+
+    async fn close(self) {
+        // The rows are read: a failed goodbye changes nothing.
+        let _ = match self {
+            Self::Sqlite(c) => c.close().await,
+            Self::Postgres(c) => c.close().await,
+            Self::MySql(c) => c.close().await,
+        };
+    }
+}
+
+fn row_maps<R>(rows: &[R], columns: &[String]) -> Result<Vec<Map<String, Value>>, sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i16: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| Ok((c.clone(), cell(row, c)?)))
+                .collect()
+        })
+        .collect()
+}
+
+/// A column's value as JSON, as `dumpdata` would write it: text, an integer or a boolean, whatever
+/// type this database gives the column (SQLite and MySQL store booleans as integers, PostgreSQL's
+/// integer columns are 32 bits).
+fn cell<R>(row: &R, column: &str) -> Result<Value, sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i16: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    if row.try_get_raw(column)?.is_null() {
+        return Ok(Value::Null);
+    }
+    if let Ok(text) = row.try_get::<String, _>(column) {
+        return Ok(Value::String(text));
+    }
+    if let Ok(n) = row.try_get::<i64, _>(column) {
+        return Ok(n.into());
+    }
+    if let Ok(n) = row.try_get::<i32, _>(column) {
+        return Ok(n.into());
+    }
+    if let Ok(n) = row.try_get::<i16, _>(column) {
+        return Ok(n.into());
+    }
+    if let Ok(b) = row.try_get::<bool, _>(column) {
+        return Ok(b.into());
+    }
+    Err(sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: "neither text, an integer nor a boolean".into(),
+    })
+}
+
+/// One row of a django-cas-server table: its primary key and fields, read from a dump or from the
+/// database.
 #[derive(Debug, Clone)]
 struct DjangoRow {
     pk: Value,
@@ -689,7 +1021,7 @@ impl DjangoRow {
     /// Whether this row belongs to the service pattern `pk`.
     fn of(&self, pk: &Value) -> bool {
         self.fields
-            .get("service_pattern")
+            .get(PATTERN_KEY)
             .is_some_and(|v| same_key(v, pk))
     }
 }
@@ -701,6 +1033,7 @@ fn same_key(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The rows the conversion reads, by model; a dump and a database both fill it.
 #[derive(Debug, Default)]
 struct DjangoTables {
     patterns: Vec<DjangoRow>,
@@ -708,6 +1041,21 @@ struct DjangoTables {
     filters: Vec<DjangoRow>,
     value_rewrites: Vec<DjangoRow>,
     usernames: Vec<DjangoRow>,
+}
+
+impl DjangoTables {
+    /// Where the rows of `model` (`cas_server.servicepattern`…) go; `None` for a model the
+    /// conversion does not read.
+    fn rows_mut(&mut self, model: &str) -> Option<&mut Vec<DjangoRow>> {
+        Some(match model {
+            "cas_server.servicepattern" => &mut self.patterns,
+            "cas_server.replaceattributname" => &mut self.renames,
+            "cas_server.filterattributvalue" => &mut self.filters,
+            "cas_server.replaceattributvalue" => &mut self.value_rewrites,
+            "cas_server.username" => &mut self.usernames,
+            _ => return None,
+        })
+    }
 }
 
 /// django-cas-server matches its patterns with Python's `re.match`: from the start of the URL,
@@ -1208,6 +1556,54 @@ mod tests {
         assert!(is_trivial(
             &serde_json::json!({"@class": "x", "a": false, "b": ["java.util.HashSet", []]})
         ));
+    }
+
+    #[test]
+    fn database_urls_are_told_from_files() {
+        for url in [
+            "sqlite:///var/lib/cas/db.sqlite3",
+            "sqlite://cas.sqlite3",
+            "sqlite:cas.sqlite3",
+            "postgres://cas@db.example.org/cas",
+            "postgresql://cas:pw@db.example.org:5433/cas",
+            "mysql://cas@db.example.org/cas",
+            "mariadb://cas@db.example.org/cas",
+        ] {
+            assert!(is_database_url(url), "{url}");
+        }
+        for file in [
+            "dump.json",
+            "/srv/cas/dump.json",
+            "./sqlite.json",
+            "C:\\cas\\dump.json",
+            "https://cas.example.org/dump.json",
+        ] {
+            assert!(!is_database_url(file), "{file}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unusable_or_unreachable_databases_are_errors() {
+        // Nothing listens on port 1 of the loopback interface: refused at once.
+        for url in [
+            "mysql://cas:pw@127.0.0.1:1/cas",
+            "mariadb://cas@127.0.0.1:1/cas",
+            "postgres://cas@127.0.0.1:1/cas",
+        ] {
+            let e = django_database(url).await.unwrap_err();
+            assert!(
+                e.starts_with("cannot connect to the database"),
+                "{url}: {e}"
+            );
+        }
+        let e = django_database("mysql://cas@127.0.0.1:port/cas")
+            .await
+            .unwrap_err();
+        assert!(e.starts_with("not a usable database URL"), "{e}");
+        let e = django_database("sqlite:///nonexistent/dir/cas.sqlite3")
+            .await
+            .unwrap_err();
+        assert!(e.starts_with("cannot open the SQLite database"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod browser;
 mod cas;
 mod cli;
 mod cluster;
+mod django_import;
 mod hostile;
 mod login;
 mod logout;
