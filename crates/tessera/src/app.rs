@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -21,13 +21,14 @@ use crate::auth::local::PasswordHasher;
 use crate::auth::{AuthError, Authenticator};
 use crate::clock::Clock;
 use crate::config::{Loaded, Settings};
-use crate::http::response::{html, redirect};
+use crate::http::response::redirect;
 use crate::http::{cas, login, logout, security};
 use crate::metrics::Metrics;
 use crate::oidc::Provider;
+use crate::registry::Versioned;
 use crate::slo::{self, SloSignal};
 use crate::tls::{Tls, TlsError};
-use crate::web::templates::{Chrome, ErrorPage, TemplateError, Templates};
+use crate::web::templates::{Chrome, TemplateError, Templates};
 
 /// Everything a handler may use. Cheap to clone.
 #[derive(Clone)]
@@ -60,16 +61,22 @@ pub struct AppState {
     pub tls: Option<Arc<Tls>>,
     /// Where users reach us: scheme, host and port (no path).
     public_url: Arc<url::Url>,
+    registry_cache: Arc<Versioned<ServiceRegistry>>,
     static_base: Arc<str>,
 }
 
 impl AppState {
     /// The registry: config-file services, then database services.
-    pub async fn registry(&self) -> StoreResult<ServiceRegistry> {
-        Ok(ServiceRegistry::new(
-            self.file_services.as_ref().clone(),
-            self.store.list_services().await?,
-        ))
+    /// Compiled once per change of the database's services (see [`crate::registry`]).
+    pub async fn registry(&self) -> StoreResult<Arc<ServiceRegistry>> {
+        self.registry_cache
+            .get(self.store.as_ref(), || async {
+                Ok(ServiceRegistry::new(
+                    self.file_services.as_ref().clone(),
+                    self.store.list_services().await?,
+                ))
+            })
+            .await
     }
 
     /// `path` under the CAS base path (`/login` → `/cas/login`).
@@ -160,6 +167,7 @@ impl AppState {
             oidc: Arc::new(oidc),
             metrics: Arc::new(Metrics::default()),
             tls,
+            registry_cache: Arc::default(),
         })
     }
 }
@@ -358,7 +366,10 @@ pub fn router(app: AppState) -> Router {
         routes = routes.route(&base, get(base_redirect));
     }
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    let mut routes = routes.fallback(not_found).with_state(app.clone());
+    // Pages that fail show the fault page in the visitor's language.
+    let mut routes = routes.fallback(not_found).with_state(app.clone()).layer(
+        axum::middleware::from_fn_with_state(app.clone(), crate::http::response::localize_faults),
+    );
     for layer in security::headers(&app) {
         routes = routes.layer(layer);
     }
@@ -425,7 +436,12 @@ async fn base_redirect(State(app): State<AppState>, RawQuery(query): RawQuery) -
     }
 }
 
-async fn static_file(State(app): State<AppState>, Path(file): Path<String>) -> Response {
+async fn static_file(
+    State(app): State<AppState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     match app.templates.static_file(&file) {
         Some((content_type, bytes)) => (
             [
@@ -435,19 +451,11 @@ async fn static_file(State(app): State<AppState>, Path(file): Path<String>) -> R
             bytes,
         )
             .into_response(),
-        None => not_found(State(app)).await,
+        None => not_found(State(app), headers, uri).await,
     }
 }
 
-async fn not_found(State(app): State<AppState>) -> Response {
-    let page = ErrorPage {
-        chrome: app.chrome(),
-        title: "Not found",
-        message: "There is nothing at this address.",
-        request_id: None,
-    };
-    match app.templates.error(&page) {
-        Ok(body) => html(StatusCode::NOT_FOUND, body),
-        Err(_) => (StatusCode::NOT_FOUND, "not found\n").into_response(),
-    }
+/// The 404 page, in the language the request asks for (`lang`, the cookie, `Accept-Language`).
+async fn not_found(State(app): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    crate::http::response::not_found_page(&app, &headers, uri.query())
 }

@@ -7,7 +7,8 @@
 //! about; handlers pass message keys ([`Message`]), never English text. A failed login says the same
 //! thing, with the same status, whether the username exists or not (the authenticator checks
 //! unknown users against a dummy hash, so timing does not tell either), and never echoes the
-//! password.
+//! password. When a login source cannot be asked (a directory that is down), the form comes back
+//! with the username, a 503 and "try again in a few minutes", and no session is started or ended.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -26,9 +27,9 @@ use tessera_protocol::Timestamp;
 use crate::app::AppState;
 use crate::audit::audit;
 use crate::auth::throttle::{self, Verdict};
-use crate::auth::Password;
+use crate::auth::{AuthError, Password};
 use crate::http::extract::{cookie, is_cross_site_browser_request, ClientAddr, Params};
-use crate::http::response::{html, redirect, PageFault};
+use crate::http::response::{html, not_found_page, redirect, PageFault};
 use crate::http::security::{clear_tgc, set_tgc};
 use crate::sso;
 use crate::web::i18n::LangRequest;
@@ -40,7 +41,7 @@ use crate::web::templates::{
 const LANG_COOKIE: &str = "tessera_lang";
 
 /// `GET` and `POST {base}/login`, and the static files of per-service themes (the login page is
-/// where a service's look shows).
+/// where a service's look shows). Faults are shown in the visitor's language.
 pub fn router(app: &AppState) -> Router<AppState> {
     Router::new()
         .route(&app.path("/login"), get(login_page).post(login_submit))
@@ -117,6 +118,17 @@ pub(crate) fn page_view(
     )
 }
 
+/// The view of a page that is about no service and is not worth loading again (an error): its
+/// language from the query's `lang` and `ui_locales` (or those of the OpenID Connect request the
+/// login form carries in `authorize`), the language cookie and `Accept-Language`; no switcher.
+pub(crate) fn request_view(app: &AppState, headers: &HeaderMap, query: Option<&str>) -> View {
+    let query = query.unwrap_or("");
+    let lang = query_param(query, "lang");
+    let ui_locales = query_param(query, "ui_locales")
+        .or_else(|| query_param(query, "authorize").and_then(|q| query_param(&q, "ui_locales")));
+    page_view(app, headers, lang.as_deref(), ui_locales.as_deref(), None)
+}
+
 /// Renders `page` as `view` says. A language just picked with the switcher is remembered in a
 /// cookie (a year, every path: the OpenID Connect pages share it).
 pub(crate) fn show<P: Page>(
@@ -159,6 +171,8 @@ fn theme_of<'r>(requested: RequestedService<'r>) -> Option<&'r str> {
 async fn theme_static_file(
     State(app): State<AppState>,
     Path((theme, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Response {
     match app.templates.theme_static_file(Some(&theme), &file) {
         Some((content_type, bytes)) => (
@@ -169,16 +183,7 @@ async fn theme_static_file(
             bytes,
         )
             .into_response(),
-        None => {
-            let view = View::plain();
-            let page = ErrorPage {
-                chrome: app.chrome(),
-                title: "error.not_found.title",
-                message: "error.not_found.message",
-                request_id: None,
-            };
-            show(&app, &view, StatusCode::NOT_FOUND, &page).unwrap_or_else(|e| e.into_response())
-        }
+        None => not_found_page(&app, &headers, query.as_deref()),
     }
 }
 
@@ -373,14 +378,28 @@ async fn login_submit(
         return again(StatusCode::BAD_REQUEST, Message::new("login.error.missing")).await;
     }
 
-    let verdict = throttle::authenticate(
+    let verdict = match throttle::authenticate(
         &app,
         username,
         &Password::new(password.to_owned()),
         client,
         now,
     )
-    .await?;
+    .await
+    {
+        Ok(verdict) => verdict,
+        // A source that may know the user cannot be asked: not the user's failure, so the form
+        // again (the username kept) and nothing counted; the session the browser has is untouched.
+        Err(e @ AuthError::Unavailable { .. }) => {
+            tracing::error!(error = %e, user = %username, client = %client, "login impossible: a login source is unavailable");
+            return again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Message::new("login.error.unavailable"),
+            )
+            .await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let user = match verdict {
         Verdict::Accepted(user) => user,
         // Unknown user or wrong password: one message, one status (no username enumeration).
@@ -548,12 +567,11 @@ fn unauthorized_service_page(
         service = service.unwrap_or(""),
         "login refused: service not authorized"
     );
-    let page = ErrorPage {
-        chrome: app.chrome(),
-        title: "error.unauthorized_service.title",
-        message: "error.unauthorized_service.message",
-        request_id: None,
-    };
+    let page = ErrorPage::new(
+        app.chrome(),
+        "error.unauthorized_service.title",
+        "error.unauthorized_service.message",
+    );
     show(app, view, StatusCode::FORBIDDEN, &page)
 }
 

@@ -5,7 +5,9 @@
 //! (session, registry, stored codes and tokens), and writes the answers with the headers the specs
 //! ask for (`no-store` on anything carrying a token, CORS where relying parties' browsers need it).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -183,7 +185,7 @@ async fn authorize(
     );
     let request = match authorize::parse(&pairs, &clients, app.oidc.issuer()) {
         Ok(request) => request,
-        Err(rejection) => return rejected(app, &view, rejection),
+        Err(rejection) => return rejected(app, &view, &pairs, &clients, rejection),
     };
     let Some(client) = clients.get(&request.client_id) else {
         return Err(PageFault::Internal("checked client vanished".into()));
@@ -247,20 +249,112 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
-fn rejected(app: &AppState, view: &View, rejection: Rejection) -> Result<Response, PageFault> {
+/// Answers an authorization request that was refused: on a page when the client cannot be trusted
+/// with the answer (in the visitor's language, the OAuth error code as a detail for the
+/// application's developer), else back to the client.
+fn rejected(
+    app: &AppState,
+    view: &View,
+    pairs: &[(String, String)],
+    clients: &ClientRegistry,
+    rejection: Rejection,
+) -> Result<Response, PageFault> {
     match rejection {
         Rejection::Page { title, message } => {
             tracing::warn!(%message, "authorization request refused");
+            let refusal = Refusal::of(title, pairs, clients);
             let page = ErrorPage {
-                chrome: app.chrome(),
-                title,
-                message: &message,
-                request_id: None,
+                message_args: refusal.args,
+                detail: Some(refusal.detail),
+                ..ErrorPage::new(app.chrome(), refusal.title, refusal.message)
             };
             show(app, view, StatusCode::BAD_REQUEST, &page)
         }
         Rejection::Redirect(response) => deliver(app, view, &response),
     }
+}
+
+/// What the error page says about an authorization request that cannot go back to its client.
+#[derive(Debug)]
+struct Refusal {
+    /// Message keys.
+    title: &'static str,
+    message: &'static str,
+    /// The message's arguments: the application (`client`), the redirect URI asked for (`uri`).
+    args: BTreeMap<&'static str, String>,
+    /// The OAuth error code, with the parameter at fault.
+    detail: &'static str,
+}
+
+impl Refusal {
+    /// The page for a rejection titled `title` by the protocol rules (which name the case in
+    /// English), its arguments read from the request's `pairs`.
+    fn of(title: &str, pairs: &[(String, String)], clients: &ClientRegistry) -> Self {
+        let values = |name: &str| -> Vec<&str> {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        let client_id = values("client_id").first().copied().unwrap_or("");
+        let client = clients
+            .get(client_id)
+            .map_or_else(|| printable(client_id), |c| c.name.clone());
+        let refusal = |title, message, detail| Self {
+            title,
+            message,
+            args: BTreeMap::from([("client", client.clone())]),
+            detail,
+        };
+        match title {
+            "Missing application" => refusal(
+                "error.oidc.missing_client.title",
+                "error.oidc.missing_client.message",
+                "invalid_request (client_id)",
+            ),
+            "Unknown application" => refusal(
+                "error.oidc.unknown_client.title",
+                "error.oidc.unknown_client.message",
+                "invalid_request (client_id)",
+            ),
+            "Invalid redirect URI" => match values("redirect_uri").as_slice() {
+                [uri] if !uri.is_empty() => {
+                    let mut r = refusal(
+                        "error.oidc.redirect_uri.title",
+                        "error.oidc.redirect_uri.unregistered",
+                        "invalid_request (redirect_uri)",
+                    );
+                    r.args.insert("uri", printable(uri));
+                    r
+                }
+                _ => refusal(
+                    "error.oidc.redirect_uri.title",
+                    "error.oidc.redirect_uri.missing",
+                    "invalid_request (redirect_uri)",
+                ),
+            },
+            "Invalid request" => refusal(
+                "error.oidc.invalid_request.title",
+                "error.oidc.invalid_request.message",
+                "invalid_request",
+            ),
+            _ => refusal(
+                "error.title",
+                "error.oidc.invalid_request.message",
+                "invalid_request",
+            ),
+        }
+    }
+}
+
+/// `s` without control characters and cut at 200 characters, for an error page.
+fn printable(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
+    if s.chars().filter(|c| !c.is_control()).count() > 200 {
+        out.push('…');
+    }
+    out
 }
 
 /// Sends an authorization response to the client: a redirect, or a self-submitting form.
@@ -310,9 +404,9 @@ async fn issue_code(
         auth_time: session.authenticated_at,
         expires_at: now.plus(app.settings.oidc.code_ttl),
     };
-    app.store.put_authorization_code(&code).await?;
+    let touch = sso::used_at(app, session, now);
+    app.store.put_authorization_code(&code, Some(touch)).await?;
     app.metrics.issued(TicketKind::AuthorizationCode);
-    sso::touch(app, session, now).await?;
     tracing::info!(user = %session.username, client = %request.client_id, code = ?code_id, "authorization code issued");
     let result = vec![("code".to_owned(), code_id.as_str().to_owned())];
     deliver(
@@ -388,7 +482,7 @@ async fn consent(
     let clients = app.oidc.clients(app.store.as_ref()).await?;
     let request = match authorize::parse(&request_pairs, &clients, app.oidc.issuer()) {
         Ok(request) => request,
-        Err(rejection) => return rejected(&app, &view, rejection),
+        Err(rejection) => return rejected(&app, &view, &request_pairs, &clients, rejection),
     };
     let current = sso::current_session(&app, &headers, now).await?;
     let Some(session) = current.session.filter(|_| token_ok) else {
@@ -540,7 +634,7 @@ async fn client_of(
     headers: &HeaderMap,
     form: &[(String, String)],
     from: IpAddr,
-) -> Result<(ClientRegistry, String), Fault> {
+) -> Result<(Arc<ClientRegistry>, String), Fault> {
     let presented = token::presented_client(
         authorization_header(headers),
         get_param(form, "client_id"),
@@ -1175,4 +1269,71 @@ async fn end_session(
     let registry = app.registry().await?;
     let view = View { here: None, ..view };
     finish_logout(app, &view, &registry, ended.as_ref(), plan.redirect).await
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_protocol::service::ServiceOrigin;
+
+    use super::*;
+    use crate::config::ClientSpec;
+
+    fn refusal(query: &str) -> Refusal {
+        let client = ClientSpec {
+            id: "rp".into(),
+            name: Some("The RP".into()),
+            redirect_uris: vec!["https://rp/cb".into()],
+            ..ClientSpec::default()
+        }
+        .build(ServiceOrigin::Database)
+        .unwrap();
+        let clients = ClientRegistry::new(vec![client], Vec::new());
+        let pairs = pairs(query.as_bytes());
+        match authorize::parse(&pairs, &clients, "https://op") {
+            Err(Rejection::Page { title, .. }) => Refusal::of(title, &pairs, &clients),
+            _ => panic!("{query}: not refused on a page"),
+        }
+    }
+
+    #[test]
+    fn every_page_rejection_gets_its_own_translated_explanation() {
+        let r = refusal("response_type=code&redirect_uri=https://rp/cb");
+        assert_eq!(r.message, "error.oidc.missing_client.message");
+        let r = refusal("client_id=rp&client_id=rp&redirect_uri=https://rp/cb");
+        assert_eq!(r.message, "error.oidc.invalid_request.message");
+        let r = refusal("client_id=no%0Abody&redirect_uri=https://rp/cb");
+        assert_eq!(r.message, "error.oidc.unknown_client.message");
+        assert_eq!(r.args["client"], "nobody");
+        let r = refusal("client_id=rp&redirect_uri=https://evil/cb");
+        assert_eq!(r.message, "error.oidc.redirect_uri.unregistered");
+        assert_eq!(
+            (r.args["client"].as_str(), r.args["uri"].as_str()),
+            ("The RP", "https://evil/cb")
+        );
+        assert_eq!(r.detail, "invalid_request (redirect_uri)");
+        let r = refusal("client_id=rp");
+        assert_eq!(r.message, "error.oidc.redirect_uri.missing");
+        assert_eq!(printable(&"x".repeat(300)).chars().count(), 201);
+    }
+
+    #[test]
+    fn every_refusal_is_in_every_catalog() {
+        let catalogs = crate::web::i18n::Catalogs::load(None).unwrap();
+        let clients = ClientRegistry::new(Vec::new(), Vec::new());
+        let pairs = pairs(b"client_id=x&redirect_uri=https://rp/cb");
+        for title in [
+            "Missing application",
+            "Invalid request",
+            "Unknown application",
+            "Invalid redirect URI",
+            "Something new",
+        ] {
+            let r = Refusal::of(title, &pairs, &clients);
+            for lang in ["en", "fr", "de", "es"] {
+                for key in [r.title, r.message, "error.detail"] {
+                    assert!(catalogs.text(lang, key).is_some(), "{lang}: no {key}");
+                }
+            }
+        }
+    }
 }

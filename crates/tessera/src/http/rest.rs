@@ -209,7 +209,15 @@ async fn check_password(
     now: Timestamp,
 ) -> Result<AuthenticatedUser, RestError> {
     let password = Password::new(password.to_owned());
-    match throttle::authenticate(app, username, &password, client, now).await? {
+    let verdict = match throttle::authenticate(app, username, &password, client, now).await {
+        Ok(verdict) => verdict,
+        Err(e @ AuthError::Unavailable { .. }) => {
+            tracing::error!(error = %e, user = %username, client = %client, "rest: login impossible: a login source is unavailable");
+            return Err(RestError::Unavailable);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match verdict {
         Verdict::Accepted(user) => Ok(user),
         Verdict::Rejected => Err(RestError::BadCredentials),
         Verdict::Locked(until) => Err(RestError::Locked {
@@ -276,8 +284,9 @@ impl<S: Send + Sync> FromRequest<S> for RestForm {
     }
 }
 
-/// Why a REST request got no ticket: an answer the client can act on (4xx, a one-line text/plain
-/// body), or, for the last three variants, our own fault (500, logged once).
+/// Why a REST request got no ticket: an answer the client can act on (4xx, or 503 while a login
+/// source cannot be asked; a one-line text/plain body), or, for the last three variants, our own
+/// fault (500, logged once).
 #[derive(Debug, thiserror::Error)]
 enum RestError {
     #[error("send the parameters as application/x-www-form-urlencoded")]
@@ -300,6 +309,8 @@ enum RestError {
     RenewRequired,
     #[error("the credentials are not those of this ticket-granting ticket's user")]
     OtherUser,
+    #[error("login is temporarily unavailable; try again in a few minutes")]
+    Unavailable,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -321,6 +332,7 @@ impl IntoResponse for RestError {
             | Self::AccessDenied
             | Self::RenewRequired
             | Self::OtherUser => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(_) | Self::Auth(_) | Self::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 return body(

@@ -335,8 +335,27 @@ pub struct ErrorPage<'a> {
     pub title: &'a str,
     /// Explanation: a message key, or text shown as it is.
     pub message: &'a str,
+    /// Values for the explanation's `{name}` placeholders.
+    pub message_args: BTreeMap<&'static str, String>,
+    /// A technical detail for the developer of the application that sent the user, shown as it
+    /// is, untranslated (an OAuth `error` code).
+    pub detail: Option<&'a str>,
     /// A request id for the operator's logs, on server faults.
     pub request_id: Option<&'a str>,
+}
+
+impl<'a> ErrorPage<'a> {
+    /// The page `title`, `message` (message keys), without arguments, detail or request id.
+    pub fn new(chrome: Chrome<'a>, title: &'a str, message: &'a str) -> Self {
+        Self {
+            chrome,
+            title,
+            message,
+            message_args: BTreeMap::new(),
+            detail: None,
+            request_id: None,
+        }
+    }
 }
 
 impl Page for ErrorPage<'_> {
@@ -798,13 +817,49 @@ mod tests {
         .unwrap();
         let err = t
             .error(&ErrorPage {
-                chrome: chrome(),
-                title: "T",
-                message: "<script>",
                 request_id: Some("r1"),
+                detail: Some("invalid_request (<x>)"),
+                ..ErrorPage::new(chrome(), "T", "<script>")
             })
             .unwrap();
         assert!(err.contains("&lt;script&gt;") && err.contains("<code>r1</code>"));
+        assert!(
+            err.contains("Technical detail: <code>invalid_request (&lt;x&gt;)</code>"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn error_pages_translate_their_message_with_escaped_arguments() {
+        let t = Templates::new(None).unwrap();
+        let mut page = ErrorPage::new(
+            chrome(),
+            "error.oidc.redirect_uri.title",
+            "error.oidc.redirect_uri.unregistered",
+        );
+        page.message_args.insert("client", "RP <1>".into());
+        page.message_args
+            .insert("uri", "https://evil/?a=1&b".into());
+        page.detail = Some("invalid_request (redirect_uri)");
+        let de = t.page(&view("de"), &page).unwrap();
+        assert!(de.contains(r#"<html lang="de">"#), "{de}");
+        assert!(
+            de.contains("<h1>Ungültige Rückleitungsadresse</h1>")
+                && de.contains(
+                    "<strong>RP &lt;1&gt;</strong> möchte Sie zu <code>https://evil/?a=1&amp;b</code>"
+                )
+                && de.contains("Technisches Detail: <code>invalid_request (redirect_uri)</code>"),
+            "{de}"
+        );
+        let fault = ErrorPage {
+            request_id: Some("abc"),
+            ..ErrorPage::new(chrome(), "error.fault.title", "error.fault.message")
+        };
+        let es = t.page(&view("es"), &fault).unwrap();
+        assert!(
+            es.contains("Algo ha salido mal") && es.contains("<code>abc</code>"),
+            "{es}"
+        );
     }
 
     #[test]

@@ -324,7 +324,7 @@ async fn the_chain_logs_in_through_the_form_and_releases_directory_attributes() 
 }
 
 #[tokio::test]
-async fn a_directory_that_is_down_shows_an_error_page_and_counts_no_failure() {
+async fn a_directory_that_is_down_shows_the_form_again_and_counts_no_failure() {
     let d = directory();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -341,9 +341,21 @@ async fn a_directory_that_is_down_shows_an_error_page_and_counts_no_failure() {
     let page = browser
         .log_in_as(Some(SERVICE), "alice", "alice-password", &[])
         .await;
-    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(page.body.contains("try again"), "{}", page.body);
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        page.body.contains("temporarily unavailable")
+            && page.body.contains("try again in a few minutes"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"id="username" value="alice""#),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("127.0.0.1"), "{}", page.body);
+    assert!(!page.body.contains("alice-password"), "{}", page.body);
+    assert!(server.store.list_sessions(None).await.unwrap().is_empty());
     let key = tessera::auth::throttle::user_key("alice");
     assert!(server
         .store

@@ -15,6 +15,7 @@ mod logout;
 mod oidc;
 mod oidc_rp;
 mod pages;
+mod pages_i18n;
 mod proxy;
 mod rest;
 mod saml;
