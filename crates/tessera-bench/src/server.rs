@@ -204,7 +204,9 @@ argon2_parallelism = {ARGON2_PARALLELISM}
     /// What the database is, for the report.
     pub(crate) fn database_label(&self) -> &'static str {
         match self.database {
-            Database::Sqlite => "SQLite (WAL, synchronous = FULL), fresh file",
+            Database::Sqlite => {
+                "SQLite (WAL, every write fsynced before it returns, group commit), fresh file"
+            }
             Database::Postgres { .. } => "PostgreSQL, fresh database",
         }
     }

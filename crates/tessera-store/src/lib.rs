@@ -180,6 +180,15 @@ pub enum CodeRedemption {
     Unknown,
 }
 
+/// A session's use: an application entered with it, which extends its idle timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTouch {
+    /// When the session was used (its new `last_used_at`).
+    pub at: Timestamp,
+    /// Its new expiry.
+    pub expires_at: Timestamp,
+}
+
 /// How busy the connection pool is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PoolUsage {
@@ -218,6 +227,10 @@ pub trait Store: Send + Sync + 'static {
     async fn put_service(&self, service: &RegisteredService) -> StoreResult<()>;
     /// Removes a service; false if there was none of that name.
     async fn delete_service(&self, name: &str) -> StoreResult<bool>;
+    /// A number that changes whenever a service or an OpenID Connect client is added, changed or
+    /// removed, by anyone (kept by database triggers). Callers cache what they build from
+    /// [`list_services`](Self::list_services) and [`list_clients`](Self::list_clients) under it.
+    async fn registry_version(&self) -> StoreResult<i64>;
 
     // --- SSO sessions ------------------------------------------------------------------------
     /// Saves a new session that lasts until `expires_at` unless touched.
@@ -250,8 +263,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_sessions(&self, username: Option<&str>) -> StoreResult<Vec<SsoSession>>;
 
     // --- service tickets ---------------------------------------------------------------------
-    /// Saves a newly issued service ticket.
-    async fn put_service_ticket(&self, ticket: &ServiceTicket) -> StoreResult<()>;
+    /// Saves a newly issued service ticket and, in the same transaction (one commit), marks its
+    /// session used when `touch` says so.
+    async fn put_service_ticket(
+        &self,
+        ticket: &ServiceTicket,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()>;
     /// Removes and returns the ticket with this key, atomically: of two concurrent takes, one
     /// gets the ticket and the other `None`. Expired tickets are returned too; the caller decides.
     async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>>;
@@ -319,7 +337,13 @@ pub trait Store: Send + Sync + 'static {
 
     // --- OpenID Connect codes, grants and tokens --------------------------------------------
     /// Saves a newly issued authorization code.
-    async fn put_authorization_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// Saves a new authorization code and, in the same transaction, marks its session used when
+    /// `touch` says so.
+    async fn put_authorization_code(
+        &self,
+        code: &AuthorizationCode,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()>;
     /// Spends the code with this key, atomically: the first redemption gets it (and binds it to
     /// `grant_id`); a later one revokes the grant made from it. Expired codes are returned too;
     /// the caller decides.

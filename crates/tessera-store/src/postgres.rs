@@ -36,8 +36,8 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SigningKeyRecord,
-    SloDelivery, Store, StoreError, StoreResult, UserRecord,
+    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SessionTouch,
+    SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// Connections one node keeps open at most.
@@ -236,13 +236,12 @@ impl Store for PostgresStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3")
-            .bind(ts(now))
-            .bind(ts(expires_at))
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        let touch = SessionTouch {
+            at: now,
+            expires_at,
+        };
+        touch_in(&mut conn, id.as_str(), touch).await
     }
 
     async fn take_session(
@@ -280,7 +279,12 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn put_service_ticket(&self, t: &ServiceTicket) -> StoreResult<()> {
+    async fn put_service_ticket(
+        &self,
+        t: &ServiceTicket,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO service_tickets ({SERVICE_TICKET_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -295,8 +299,12 @@ impl Store for PostgresStore {
         .bind(ts(t.authenticated_at))
         .bind(ts(t.expires_at))
         .bind(to_json(&t.proxies))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(touch) = touch {
+            touch_in(&mut tx, t.session_id.as_str(), touch).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -537,7 +545,12 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn put_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
+    async fn put_authorization_code(
+        &self,
+        c: &AuthorizationCode,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
              session_id, username, attributes, auth_time, expires_at) \
@@ -554,8 +567,12 @@ impl Store for PostgresStore {
         .bind(to_json(&c.attributes))
         .bind(ts(c.auth_time))
         .bind(ts(c.expires_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some(touch) = touch {
+            touch_in(&mut tx, c.session_id.as_str(), touch).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -799,6 +816,14 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn registry_version(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn get_or_put_setting(&self, name: &str, value: &str) -> StoreResult<String> {
@@ -1057,5 +1082,16 @@ async fn insert_tokens(
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+/// Marks the session with id `id` used (`touch.at`) and moves its expiry.
+async fn touch_in(conn: &mut sqlx::PgConnection, id: &str, touch: SessionTouch) -> StoreResult<()> {
+    sqlx::query("UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3")
+        .bind(ts(touch.at))
+        .bind(ts(touch.expires_at))
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -1,8 +1,17 @@
-//! The SQLite backend: the embedded default. WAL mode with `synchronous = FULL`, so a committed ticket
-//! survives a crash of the process or the machine; `DELETE … RETURNING` makes every take atomic.
+//! The SQLite backend: the embedded default. WAL mode, and every write is on disk (the WAL file
+//! `fsync`ed) before the call returns, so a ticket that was handed out survives a crash of the
+//! process or the machine; `DELETE … RETURNING` makes every take atomic.
+//!
+//! Durability is a group commit: SQLite commits without syncing (`synchronous = NORMAL`, which in
+//! WAL mode keeps the database consistent but not durable), and each write then waits for an
+//! `fsync` of the WAL file that started after its commit. One `fsync` covers every commit made
+//! before it began, so under load many writes share one, where `synchronous = FULL` paid one per
+//! commit, one commit at a time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,14 +40,70 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SigningKeyRecord,
-    SloDelivery, Store, StoreError, StoreResult, UserRecord,
+    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SessionTouch,
+    SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// A store in one SQLite database file.
+///
+/// Reads go to a pool of connections; every write goes through one writer connection. SQLite lets
+/// one writer in at a time anyway: with writes spread over the pool, the losers of that race slept
+/// in SQLite's busy handler (a millisecond and more each time), while queueing for the one writer
+/// connection costs nothing but the wait for the commit in front.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
+    /// `pool` and `writer` are the same pool (an in-memory database).
+    shared: bool,
+    wal: Arc<WalSync>,
+}
+
+/// The group commit of the WAL file (see the module documentation).
+#[derive(Debug)]
+struct WalSync {
+    /// The `-wal` file; `None` for an in-memory database, which has nothing to make durable.
+    path: Option<PathBuf>,
+    /// Writes finished (committed or failed), numbered from 1.
+    finished: AtomicU64,
+    /// Every write numbered up to this one is on disk.
+    synced: AtomicU64,
+    /// One `fsync` at a time; the writes waiting here are those the running one may not cover.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl WalSync {
+    /// Returns once everything committed before this call is on disk.
+    async fn after_write(&self) -> StoreResult<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mine = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = self.turn.lock().await;
+        if self.synced.load(Ordering::SeqCst) >= mine {
+            return Ok(()); // an fsync that began after our commit has finished
+        }
+        // Every write numbered up to `upto` has committed: the fsync below covers them all.
+        let upto = self.finished.load(Ordering::SeqCst);
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || sync_wal(&path))
+            .await
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+            .map_err(sqlx::Error::Io)?;
+        self.synced.fetch_max(upto, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// `fsync`s the WAL file, opened anew each time: SQLite deletes it when its last connection closes
+/// (after checkpointing it into the database file, synced) and makes a new one later. No WAL file
+/// means every commit is already in the synced database file.
+fn sync_wal(path: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl SqliteStore {
@@ -70,15 +135,45 @@ impl SqliteStore {
             .map_err(|e| bad(&e.to_string()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        // An in-memory database lives in its connections: readers and writer must share them.
+        let shared = path == ":memory:";
+        let pool = if shared {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?
+        };
+        let wal = WalSync {
+            path: (!shared).then(|| PathBuf::from(format!("{path}-wal"))),
+            finished: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            turn: tokio::sync::Mutex::new(()),
+        };
+        Ok(Self {
+            pool,
+            writer,
+            shared,
+            wal: Arc::new(wal),
+        })
+    }
+}
+
+impl SqliteStore {
+    /// `result` of a write, returned once the write is on disk (whether it succeeded or not:
+    /// a failed call may still have committed part of its work).
+    async fn durable<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        self.wal.after_write().await?;
+        result
     }
 }
 
@@ -96,24 +191,32 @@ impl Store for SqliteStore {
     }
 
     async fn put_user(&self, user: &UserRecord, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("INSERT INTO users (username, password_hash, attributes, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&user.username)
-            .bind(&user.password_hash)
-            .bind(to_json(&user.attributes))
-            .bind(ts(now))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("user {}", user.username)) } else { e.into() })?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query("INSERT INTO users (username, password_hash, attributes, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&user.username)
+                .bind(&user.password_hash)
+                .bind(to_json(&user.attributes))
+                .bind(ts(now))
+                .execute(&self.writer)
+                .await
+                .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("user {}", user.username)) } else { e.into() })?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn put_password_hash(&self, username: &str, password_hash: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
-            .bind(password_hash)
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let result: StoreResult<bool> = async {
+            let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+                .bind(password_hash)
+                .bind(username)
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn put_user_attributes(
@@ -121,23 +224,31 @@ impl Store for SqliteStore {
         username: &str,
         attributes: &Attributes,
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE users SET attributes = ? WHERE username = ?")
-            .bind(to_json(attributes))
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let result: StoreResult<bool> = async {
+            let done = sqlx::query("UPDATE users SET attributes = ? WHERE username = ?")
+                .bind(to_json(attributes))
+                .bind(username)
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_user(&self, username: &str, now: Timestamp) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        end_sessions(&mut tx, Ended::OfUser(username), now).await?;
-        let done = sqlx::query("DELETE FROM users WHERE username = ?")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        let result: StoreResult<bool> = async {
+            let mut tx = self.writer.begin().await?;
+            end_sessions(&mut tx, Ended::OfUser(username), now).await?;
+            let done = sqlx::query("DELETE FROM users WHERE username = ?")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
@@ -165,59 +276,71 @@ impl Store for SqliteStore {
     }
 
     async fn put_service(&self, s: &RegisteredService) -> StoreResult<()> {
-        let policy = ServicePolicyColumns::of(s);
-        sqlx::query(
-            "INSERT INTO services (name, pattern_kind, pattern, enabled, release_mode, release_rules, \
-             username_attribute, requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target, \
-             theme, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.name)
-        .bind(s.pattern.kind())
-        .bind(s.pattern.source())
-        .bind(s.enabled)
-        .bind(policy.release_mode)
-        .bind(&policy.release_rules)
-        .bind(&s.username_attribute)
-        .bind(&policy.requirements)
-        .bind(s.sso)
-        .bind(&s.logout_url)
-        .bind(s.logout_type.as_str())
-        .bind(s.proxy_callback.as_ref().map(ServicePattern::kind))
-        .bind(s.proxy_callback.as_ref().map(|p| p.source().to_owned()))
-        .bind(s.proxy_target)
-        .bind(&s.theme)
-        .bind(&s.description)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("service {}", s.name)) } else { e.into() })?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            let policy = ServicePolicyColumns::of(s);
+            sqlx::query(
+                "INSERT INTO services (name, pattern_kind, pattern, enabled, release_mode, release_rules, \
+                 username_attribute, requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target, \
+                 theme, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&s.name)
+            .bind(s.pattern.kind())
+            .bind(s.pattern.source())
+            .bind(s.enabled)
+            .bind(policy.release_mode)
+            .bind(&policy.release_rules)
+            .bind(&s.username_attribute)
+            .bind(&policy.requirements)
+            .bind(s.sso)
+            .bind(&s.logout_url)
+            .bind(s.logout_type.as_str())
+            .bind(s.proxy_callback.as_ref().map(ServicePattern::kind))
+            .bind(s.proxy_callback.as_ref().map(|p| p.source().to_owned()))
+            .bind(s.proxy_target)
+            .bind(&s.theme)
+            .bind(&s.description)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("service {}", s.name)) } else { e.into() })?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_service(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM services WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let result: StoreResult<bool> = async {
+            let done = sqlx::query("DELETE FROM services WHERE name = ?")
+                .bind(name)
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn put_session(&self, s: &SsoSession, expires_at: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, tgt_key, username, attributes, authenticated_at, last_used_at, long_term, \
-             warn, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.as_str())
-        .bind(s.tgt.as_str())
-        .bind(&s.username)
-        .bind(to_json(&s.attributes))
-        .bind(ts(s.authenticated_at))
-        .bind(ts(s.last_used_at))
-        .bind(s.long_term)
-        .bind(s.warn)
-        .bind(ts(expires_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query(
+                "INSERT INTO sessions (id, tgt_key, username, attributes, authenticated_at, last_used_at, long_term, \
+                 warn, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.id.as_str())
+            .bind(s.tgt.as_str())
+            .bind(&s.username)
+            .bind(to_json(&s.attributes))
+            .bind(ts(s.authenticated_at))
+            .bind(ts(s.last_used_at))
+            .bind(s.long_term)
+            .bind(s.warn)
+            .bind(ts(expires_at))
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn get_session(&self, tgt: &TicketKey) -> StoreResult<Option<SsoSession>> {
@@ -237,13 +360,16 @@ impl Store for SqliteStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?")
-            .bind(ts(now))
-            .bind(ts(expires_at))
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            let mut conn = self.writer.acquire().await?;
+            let touch = SessionTouch {
+                at: now,
+                expires_at,
+            };
+            touch_in(&mut conn, id.as_str(), touch).await
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn take_session(
@@ -251,10 +377,14 @@ impl Store for SqliteStore {
         tgt: &TicketKey,
         now: Timestamp,
     ) -> StoreResult<Option<EndedSession>> {
-        let mut tx = self.pool.begin().await?;
-        let ended = end_sessions(&mut tx, Ended::Tgt(tgt.as_str()), now).await?;
-        tx.commit().await?;
-        Ok(ended.into_iter().next())
+        let result: StoreResult<Option<EndedSession>> = async {
+            let mut tx = self.writer.begin().await?;
+            let ended = end_sessions(&mut tx, Ended::Tgt(tgt.as_str()), now).await?;
+            tx.commit().await?;
+            Ok(ended.into_iter().next())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn take_session_by_id(
@@ -262,10 +392,14 @@ impl Store for SqliteStore {
         id: &SessionId,
         now: Timestamp,
     ) -> StoreResult<Option<EndedSession>> {
-        let mut tx = self.pool.begin().await?;
-        let ended = end_sessions(&mut tx, Ended::Id(id.as_str()), now).await?;
-        tx.commit().await?;
-        Ok(ended.into_iter().next())
+        let result: StoreResult<Option<EndedSession>> = async {
+            let mut tx = self.writer.begin().await?;
+            let ended = end_sessions(&mut tx, Ended::Id(id.as_str()), now).await?;
+            tx.commit().await?;
+            Ok(ended.into_iter().next())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn list_sessions(&self, username: Option<&str>) -> StoreResult<Vec<SsoSession>> {
@@ -280,70 +414,95 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn put_service_ticket(&self, t: &ServiceTicket) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO service_tickets (ticket_key, service, session_id, username, attributes, from_new_login, \
-             long_term, authenticated_at, expires_at, proxies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(t.key.as_str())
-        .bind(t.service.as_str())
-        .bind(t.session_id.as_str())
-        .bind(&t.username)
-        .bind(to_json(&t.attributes))
-        .bind(t.from_new_login)
-        .bind(t.long_term)
-        .bind(ts(t.authenticated_at))
-        .bind(ts(t.expires_at))
-        .bind(to_json(&t.proxies))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn put_service_ticket(
+        &self,
+        t: &ServiceTicket,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()> {
+        let result: StoreResult<()> = async {
+            let mut tx = self.writer.begin().await?;
+            sqlx::query(
+                "INSERT INTO service_tickets (ticket_key, service, session_id, username, attributes, from_new_login, \
+                 long_term, authenticated_at, expires_at, proxies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(t.key.as_str())
+            .bind(t.service.as_str())
+            .bind(t.session_id.as_str())
+            .bind(&t.username)
+            .bind(to_json(&t.attributes))
+            .bind(t.from_new_login)
+            .bind(t.long_term)
+            .bind(ts(t.authenticated_at))
+            .bind(ts(t.expires_at))
+            .bind(to_json(&t.proxies))
+            .execute(&mut *tx)
+            .await?;
+            if let Some(touch) = touch {
+                touch_in(&mut tx, t.session_id.as_str(), touch).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
-        sqlx::query_as::<_, ServiceTicketRow>(
-            "DELETE FROM service_tickets WHERE ticket_key = ? RETURNING ticket_key, service, session_id, username, \
-             attributes, from_new_login, long_term, authenticated_at, expires_at, proxies",
-        )
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(ServiceTicket::try_from)
-        .transpose()
+        let result: StoreResult<Option<ServiceTicket>> = async {
+            sqlx::query_as::<_, ServiceTicketRow>(
+                "DELETE FROM service_tickets WHERE ticket_key = ? RETURNING ticket_key, service, session_id, username, \
+                 attributes, from_new_login, long_term, authenticated_at, expires_at, proxies",
+            )
+            .bind(key.as_str())
+            .fetch_optional(&self.writer)
+            .await?
+            .map(ServiceTicket::try_from)
+            .transpose()
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn put_service_access(&self, session: &SessionId, a: &ServiceAccess) -> StoreResult<()> {
-        // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
-        sqlx::query(
-            "INSERT INTO session_services (session_id, service, ticket, validated_at) \
-             SELECT id, ?, ?, ? FROM sessions WHERE id = ? \
-             ON CONFLICT (session_id, service) DO UPDATE SET ticket = excluded.ticket, validated_at = excluded.validated_at",
-        )
-        .bind(&a.service)
-        .bind(&a.ticket)
-        .bind(ts(a.validated_at))
-        .bind(session.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
+            sqlx::query(
+                "INSERT INTO session_services (session_id, service, ticket, validated_at) \
+                 SELECT id, ?, ?, ? FROM sessions WHERE id = ? \
+                 ON CONFLICT (session_id, service) DO UPDATE SET ticket = excluded.ticket, validated_at = excluded.validated_at",
+            )
+            .bind(&a.service)
+            .bind(&a.ticket)
+            .bind(ts(a.validated_at))
+            .bind(session.as_str())
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn put_proxy_granting_ticket(&self, p: &ProxyGrantingTicket) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO proxy_granting_tickets (ticket_key, session_id, username, attributes, authenticated_at, \
-             long_term, proxies, expires_at) SELECT ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
-        )
-        .bind(p.key.as_str())
-        .bind(&p.username)
-        .bind(to_json(&p.attributes))
-        .bind(ts(p.authenticated_at))
-        .bind(p.long_term)
-        .bind(to_json(&p.proxies))
-        .bind(ts(p.expires_at))
-        .bind(p.session_id.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query(
+                "INSERT INTO proxy_granting_tickets (ticket_key, session_id, username, attributes, authenticated_at, \
+                 long_term, proxies, expires_at) SELECT ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+            )
+            .bind(p.key.as_str())
+            .bind(&p.username)
+            .bind(to_json(&p.attributes))
+            .bind(ts(p.authenticated_at))
+            .bind(p.long_term)
+            .bind(to_json(&p.proxies))
+            .bind(ts(p.expires_at))
+            .bind(p.session_id.as_str())
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn get_proxy_granting_ticket(
@@ -362,22 +521,30 @@ impl Store for SqliteStore {
     }
 
     async fn put_login_ticket(&self, key: &TicketKey, expires_at: Timestamp) -> StoreResult<()> {
-        sqlx::query("INSERT INTO login_tickets (ticket_key, expires_at) VALUES (?, ?)")
-            .bind(key.as_str())
-            .bind(ts(expires_at))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query("INSERT INTO login_tickets (ticket_key, expires_at) VALUES (?, ?)")
+                .bind(key.as_str())
+                .bind(ts(expires_at))
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn take_login_ticket(&self, key: &TicketKey, now: Timestamp) -> StoreResult<bool> {
-        let expires_at: Option<i64> = sqlx::query_scalar(
-            "DELETE FROM login_tickets WHERE ticket_key = ? RETURNING expires_at",
-        )
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(expires_at.is_some_and(|e| e > ts(now)))
+        let result: StoreResult<bool> = async {
+            let expires_at: Option<i64> = sqlx::query_scalar(
+                "DELETE FROM login_tickets WHERE ticket_key = ? RETURNING expires_at",
+            )
+            .bind(key.as_str())
+            .fetch_optional(&self.writer)
+            .await?;
+            Ok(expires_at.is_some_and(|e| e > ts(now)))
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
@@ -396,29 +563,37 @@ impl Store for SqliteStore {
         now: Timestamp,
         window: Duration,
     ) -> StoreResult<LoginFailures> {
-        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-        let row = sqlx::query_as::<_, FailureRow>(
-            "INSERT INTO login_failures (throttle_key, failures, first_at, last_at) VALUES (?1, 1, ?2, ?2) \
-             ON CONFLICT (throttle_key) DO UPDATE SET \
-               failures = CASE WHEN ?2 - last_at > ?3 THEN 1 ELSE failures + 1 END, \
-               first_at = CASE WHEN ?2 - last_at > ?3 THEN ?2 ELSE first_at END, \
-               last_at = ?2 \
-             RETURNING failures, first_at, last_at",
-        )
-        .bind(key)
-        .bind(ts(now))
-        .bind(window_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.into())
+        let result: StoreResult<LoginFailures> = async {
+            let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+            let row = sqlx::query_as::<_, FailureRow>(
+                "INSERT INTO login_failures (throttle_key, failures, first_at, last_at) VALUES (?1, 1, ?2, ?2) \
+                 ON CONFLICT (throttle_key) DO UPDATE SET \
+                   failures = CASE WHEN ?2 - last_at > ?3 THEN 1 ELSE failures + 1 END, \
+                   first_at = CASE WHEN ?2 - last_at > ?3 THEN ?2 ELSE first_at END, \
+                   last_at = ?2 \
+                 RETURNING failures, first_at, last_at",
+            )
+            .bind(key)
+            .bind(ts(now))
+            .bind(window_ms)
+            .fetch_one(&self.writer)
+            .await?;
+            Ok(row.into())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_login_failures(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM login_failures WHERE throttle_key = ?")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query("DELETE FROM login_failures WHERE throttle_key = ?")
+                .bind(key)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn claim_slo_deliveries(
@@ -427,39 +602,51 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<SloDelivery>> {
-        // One statement: of two nodes claiming at once, each row goes to one of them.
-        sqlx::query_as::<_, SloRow>(&format!(
-            "UPDATE slo_queue SET claimed_until = ?1, attempts = attempts + 1 WHERE id IN \
-             (SELECT id FROM slo_queue WHERE due_at <= ?2 AND claimed_until <= ?2 ORDER BY due_at, id LIMIT ?3) \
-             RETURNING {SLO_COLUMNS}",
-        ))
-        .bind(ts(now.plus(lease)))
-        .bind(ts(now))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map(|rows| rows.into_iter().map(Into::into).collect())
-        .map_err(Into::into)
+        let result: StoreResult<Vec<SloDelivery>> = async {
+            // One statement: of two nodes claiming at once, each row goes to one of them.
+            sqlx::query_as::<_, SloRow>(&format!(
+                "UPDATE slo_queue SET claimed_until = ?1, attempts = attempts + 1 WHERE id IN \
+                 (SELECT id FROM slo_queue WHERE due_at <= ?2 AND claimed_until <= ?2 ORDER BY due_at, id LIMIT ?3) \
+                 RETURNING {SLO_COLUMNS}",
+            ))
+            .bind(ts(now.plus(lease)))
+            .bind(ts(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.writer)
+            .await
+            .map(|rows| rows.into_iter().map(Into::into).collect())
+            .map_err(Into::into)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM slo_queue WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query("DELETE FROM slo_queue WHERE id = ?")
+                .bind(id)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn retry_slo_delivery(&self, id: i64, due_at: Timestamp, error: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE slo_queue SET due_at = ?, claimed_until = 0, last_error = ? WHERE id = ?",
-        )
-        .bind(ts(due_at))
-        .bind(error)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query(
+                "UPDATE slo_queue SET due_at = ?, claimed_until = 0, last_error = ? WHERE id = ?",
+            )
+            .bind(ts(due_at))
+            .bind(error)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn list_slo_deliveries(&self) -> StoreResult<Vec<SloDelivery>> {
@@ -485,64 +672,85 @@ impl Store for SqliteStore {
     }
 
     async fn put_client(&self, c: &OidcClient) -> StoreResult<()> {
-        let cols = ClientColumns::of(c);
-        sqlx::query(&format!(
-            "INSERT INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(cols.secret_sha256)
-        .bind(cols.redirect_uris)
-        .bind(cols.post_logout_redirect_uris)
-        .bind(cols.scopes)
-        .bind(&c.backchannel_logout_uri)
-        .bind(c.signing_alg.as_str())
-        .bind(c.consent)
-        .bind(cols.release_mode)
-        .bind(cols.release_rules)
-        .bind(c.enabled)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_as(|| format!("client {}", c.id)))?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            let cols = ClientColumns::of(c);
+            sqlx::query(&format!(
+                "INSERT INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(cols.secret_sha256)
+            .bind(cols.redirect_uris)
+            .bind(cols.post_logout_redirect_uris)
+            .bind(cols.scopes)
+            .bind(&c.backchannel_logout_uri)
+            .bind(c.signing_alg.as_str())
+            .bind(c.consent)
+            .bind(cols.release_mode)
+            .bind(cols.release_rules)
+            .bind(c.enabled)
+            .execute(&self.writer)
+            .await
+            .map_err(conflict_as(|| format!("client {}", c.id)))?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_client(&self, id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM oidc_clients WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        for sql in [
-            "DELETE FROM oidc_grants WHERE client_id = ?",
-            "DELETE FROM oidc_codes WHERE client_id = ?",
-            "DELETE FROM oidc_consents WHERE client_id = ?",
-        ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        let result: StoreResult<bool> = async {
+            let mut tx = self.writer.begin().await?;
+            let done = sqlx::query("DELETE FROM oidc_clients WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for sql in [
+                "DELETE FROM oidc_grants WHERE client_id = ?",
+                "DELETE FROM oidc_codes WHERE client_id = ?",
+                "DELETE FROM oidc_consents WHERE client_id = ?",
+            ] {
+                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
         }
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        .await;
+        self.durable(result).await
     }
 
-    async fn put_authorization_code(&self, c: &AuthorizationCode) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
-             session_id, username, attributes, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(c.key.as_str())
-        .bind(&c.client_id)
-        .bind(&c.redirect_uri)
-        .bind(scope_string(&c.scope))
-        .bind(&c.nonce)
-        .bind(&c.code_challenge)
-        .bind(c.session_id.as_str())
-        .bind(&c.username)
-        .bind(to_json(&c.attributes))
-        .bind(ts(c.auth_time))
-        .bind(ts(c.expires_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    async fn put_authorization_code(
+        &self,
+        c: &AuthorizationCode,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()> {
+        let result: StoreResult<()> = async {
+            let mut tx = self.writer.begin().await?;
+            sqlx::query(
+                "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
+                 session_id, username, attributes, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(c.key.as_str())
+            .bind(&c.client_id)
+            .bind(&c.redirect_uri)
+            .bind(scope_string(&c.scope))
+            .bind(&c.nonce)
+            .bind(&c.code_challenge)
+            .bind(c.session_id.as_str())
+            .bind(&c.username)
+            .bind(to_json(&c.attributes))
+            .bind(ts(c.auth_time))
+            .bind(ts(c.expires_at))
+            .execute(&mut *tx)
+            .await?;
+            if let Some(touch) = touch {
+                touch_in(&mut tx, c.session_id.as_str(), touch).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn redeem_authorization_code(
@@ -550,38 +758,42 @@ impl Store for SqliteStore {
         key: &TicketKey,
         grant_id: &str,
     ) -> StoreResult<CodeRedemption> {
-        // The conditional update is the compare-and-set: of two redemptions, one binds the code.
-        let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query_as::<_, CodeRow>(&format!(
-            "UPDATE oidc_codes SET grant_id = ? WHERE code_key = ? AND grant_id IS NULL RETURNING {CODE_COLUMNS}"
-        ))
-        .bind(grant_id)
-        .bind(key.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let outcome = if let Some(row) = fresh {
-            CodeRedemption::Redeemed(Box::new(row.try_into()?))
-        } else {
-            let earlier: Option<Option<String>> =
-                sqlx::query_scalar("SELECT grant_id FROM oidc_codes WHERE code_key = ?")
-                    .bind(key.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match earlier {
-                None => CodeRedemption::Unknown,
-                Some(earlier) => {
-                    if let Some(earlier) = earlier {
-                        sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
-                            .bind(earlier)
-                            .execute(&mut *tx)
-                            .await?;
+        let result: StoreResult<CodeRedemption> = async {
+            // The conditional update is the compare-and-set: of two redemptions, one binds the code.
+            let mut tx = self.writer.begin().await?;
+            let fresh = sqlx::query_as::<_, CodeRow>(&format!(
+                "UPDATE oidc_codes SET grant_id = ? WHERE code_key = ? AND grant_id IS NULL RETURNING {CODE_COLUMNS}"
+            ))
+            .bind(grant_id)
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let outcome = if let Some(row) = fresh {
+                CodeRedemption::Redeemed(Box::new(row.try_into()?))
+            } else {
+                let earlier: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT grant_id FROM oidc_codes WHERE code_key = ?")
+                        .bind(key.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match earlier {
+                    None => CodeRedemption::Unknown,
+                    Some(earlier) => {
+                        if let Some(earlier) = earlier {
+                            sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
+                                .bind(earlier)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        CodeRedemption::Replayed
                     }
-                    CodeRedemption::Replayed
                 }
-            }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn put_grant(
@@ -590,29 +802,33 @@ impl Store for SqliteStore {
         access: &AccessToken,
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
-        let done = sqlx::query(
-            "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, auth_time, \
-             backchannel_logout_uri, created_at) SELECT ?, ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
-        )
-        .bind(&g.id)
-        .bind(&g.client_id)
-        .bind(&g.username)
-        .bind(to_json(&g.attributes))
-        .bind(scope_string(&g.scope))
-        .bind(ts(g.auth_time))
-        .bind(&g.backchannel_logout_uri)
-        .bind(ts(g.created_at))
-        .bind(g.session_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
+        let result: StoreResult<bool> = async {
+            let mut tx = self.writer.begin().await?;
+            // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
+            let done = sqlx::query(
+                "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, auth_time, \
+                 backchannel_logout_uri, created_at) SELECT ?, ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+            )
+            .bind(&g.id)
+            .bind(&g.client_id)
+            .bind(&g.username)
+            .bind(to_json(&g.attributes))
+            .bind(scope_string(&g.scope))
+            .bind(ts(g.auth_time))
+            .bind(&g.backchannel_logout_uri)
+            .bind(ts(g.created_at))
+            .bind(g.session_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_tokens(&mut tx, access, refresh).await?;
+            tx.commit().await?;
+            Ok(true)
         }
-        insert_tokens(&mut tx, access, refresh).await?;
-        tx.commit().await?;
-        Ok(true)
+        .await;
+        self.durable(result).await
     }
 
     async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
@@ -649,38 +865,50 @@ impl Store for SqliteStore {
         access: &AccessToken,
         refresh: &RefreshToken,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, ?) \
-             WHERE token_key = ? AND grant_id = ?",
-        )
-        .bind(ts(now))
-        .bind(old.as_str())
-        .bind(&refresh.grant_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
+        let result: StoreResult<bool> = async {
+            let mut tx = self.writer.begin().await?;
+            let done = sqlx::query(
+                "UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, ?) \
+                 WHERE token_key = ? AND grant_id = ?",
+            )
+            .bind(ts(now))
+            .bind(old.as_str())
+            .bind(&refresh.grant_id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_tokens(&mut tx, access, Some(refresh)).await?;
+            tx.commit().await?;
+            Ok(true)
         }
-        insert_tokens(&mut tx, access, Some(refresh)).await?;
-        tx.commit().await?;
-        Ok(true)
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_access_token(&self, key: &TicketKey) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM oidc_access_tokens WHERE token_key = ?")
-            .bind(key.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let result: StoreResult<bool> = async {
+            let done = sqlx::query("DELETE FROM oidc_access_tokens WHERE token_key = ?")
+                .bind(key.as_str())
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_grant(&self, grant_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
-            .bind(grant_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let result: StoreResult<bool> = async {
+            let done = sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
+                .bind(grant_id)
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn get_consent(
@@ -705,17 +933,21 @@ impl Store for SqliteStore {
         scope: &[String],
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO oidc_consents (username, client_id, scope, granted_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (username, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-        )
-        .bind(username)
-        .bind(client_id)
-        .bind(scope_string(scope))
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let result: StoreResult<()> = async {
+            sqlx::query(
+                "INSERT INTO oidc_consents (username, client_id, scope, granted_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (username, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+            )
+            .bind(username)
+            .bind(client_id)
+            .bind(scope_string(scope))
+            .bind(ts(now))
+            .execute(&self.writer)
+            .await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -730,46 +962,66 @@ impl Store for SqliteStore {
     }
 
     async fn put_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE alg = ?2 AND (retired_at IS NULL OR retired_at > ?1)")
-            .bind(ts(k.active_from))
+        let result: StoreResult<()> = async {
+            let mut tx = self.writer.begin().await?;
+            sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE alg = ?2 AND (retired_at IS NULL OR retired_at > ?1)")
+                .bind(ts(k.active_from))
+                .bind(k.alg.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!(
+                "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(&k.kid)
             .bind(k.alg.as_str())
+            .bind(&k.private_pem)
+            .bind(ts(k.created_at))
+            .bind(ts(k.active_from))
+            .bind(ts_opt(k.retired_at))
             .execute(&mut *tx)
-            .await?;
-        sqlx::query(&format!(
-            "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&k.kid)
-        .bind(k.alg.as_str())
-        .bind(&k.private_pem)
-        .bind(ts(k.created_at))
-        .bind(ts(k.active_from))
-        .bind(ts_opt(k.retired_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_as(|| format!("signing key {}", k.kid)))?;
-        tx.commit().await?;
-        Ok(())
+            .await
+            .map_err(conflict_as(|| format!("signing key {}", k.kid)))?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn delete_retired_signing_keys(&self, before: Timestamp) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?")
-            .bind(ts(before))
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        let result: StoreResult<u64> = async {
+            let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?")
+                .bind(ts(before))
+                .execute(&self.writer)
+                .await?;
+            Ok(done.rows_affected())
+        }
+        .await;
+        self.durable(result).await
+    }
+
+    async fn registry_version(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn get_or_put_setting(&self, name: &str, value: &str) -> StoreResult<String> {
-        let stored: String = sqlx::query_scalar(
-            "INSERT INTO settings (name, value) VALUES (?, ?) \
-             ON CONFLICT (name) DO UPDATE SET value = settings.value RETURNING value",
-        )
-        .bind(name)
-        .bind(value)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(stored)
+        let result: StoreResult<String> = async {
+            let stored: String = sqlx::query_scalar(
+                "INSERT INTO settings (name, value) VALUES (?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET value = settings.value RETURNING value",
+            )
+            .bind(name)
+            .bind(value)
+            .fetch_one(&self.writer)
+            .await?;
+            Ok(stored)
+        }
+        .await;
+        self.durable(result).await
     }
 
     async fn export_all(&self) -> StoreResult<Snapshot> {
@@ -786,19 +1038,23 @@ impl Store for SqliteStore {
     }
 
     async fn import_all(&self, snapshot: &Snapshot) -> StoreResult<ImportCounts> {
-        let mut tx = self.pool.begin().await?;
-        let held: Vec<(String, i64)> = sqlx::query_as(&count_rows_sql())
-            .fetch_all(&mut *tx)
-            .await?;
-        refuse_unless_empty(&held)?;
-        macro_rules! import_tables {
-            ($tx:ident, $snapshot:ident; $($table:ident),*) => {
-                vec![$((stringify!($table), import_rows(&mut $tx, &$snapshot.$table).await?)),*]
-            };
+        let result: StoreResult<ImportCounts> = async {
+            let mut tx = self.writer.begin().await?;
+            let held: Vec<(String, i64)> = sqlx::query_as(&count_rows_sql())
+                .fetch_all(&mut *tx)
+                .await?;
+            refuse_unless_empty(&held)?;
+            macro_rules! import_tables {
+                ($tx:ident, $snapshot:ident; $($table:ident),*) => {
+                    vec![$((stringify!($table), import_rows(&mut $tx, &$snapshot.$table).await?)),*]
+                };
+            }
+            let tables = snapshot_tables!(import_tables!(tx, snapshot));
+            tx.commit().await?;
+            Ok(ImportCounts { tables })
         }
-        let tables = snapshot_tables!(import_tables!(tx, snapshot));
-        tx.commit().await?;
-        Ok(ImportCounts { tables })
+        .await;
+        self.durable(result).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -807,50 +1063,60 @@ impl Store for SqliteStore {
     }
 
     fn pool_usage(&self) -> PoolUsage {
+        let pools: &[&SqlitePool] = if self.shared {
+            &[&self.pool]
+        } else {
+            &[&self.pool, &self.writer]
+        };
         PoolUsage {
-            connections: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            connections: pools.iter().map(|p| p.size()).sum(),
+            idle: u32::try_from(pools.iter().map(|p| p.num_idle()).sum::<usize>())
+                .unwrap_or(u32::MAX),
         }
     }
 
     async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
-        let window_ms = i64::try_from(failure_window.as_millis()).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await?;
-        let mut n = u64::try_from(
-            end_sessions(&mut tx, Ended::ExpiredBy(ts(now)), now)
-                .await?
-                .len(),
-        )
-        .unwrap_or(u64::MAX);
-        for (sql, cutoff) in [
-            ("DELETE FROM service_tickets WHERE expires_at <= ?", ts(now)),
-            (
-                "DELETE FROM proxy_granting_tickets WHERE expires_at <= ?",
-                ts(now),
-            ),
-            ("DELETE FROM login_tickets WHERE expires_at <= ?", ts(now)),
-            ("DELETE FROM oidc_codes WHERE expires_at <= ?", ts(now)),
-            (
-                "DELETE FROM oidc_access_tokens WHERE expires_at <= ?",
-                ts(now),
-            ),
-            (
-                "DELETE FROM oidc_refresh_tokens WHERE expires_at <= ?",
-                ts(now),
-            ),
-            (
-                "DELETE FROM login_failures WHERE last_at <= ?",
-                ts(now).saturating_sub(window_ms),
-            ),
-        ] {
-            n += sqlx::query(sql)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let result: StoreResult<u64> = async {
+            let window_ms = i64::try_from(failure_window.as_millis()).unwrap_or(i64::MAX);
+            let mut tx = self.writer.begin().await?;
+            let mut n = u64::try_from(
+                end_sessions(&mut tx, Ended::ExpiredBy(ts(now)), now)
+                    .await?
+                    .len(),
+            )
+            .unwrap_or(u64::MAX);
+            for (sql, cutoff) in [
+                ("DELETE FROM service_tickets WHERE expires_at <= ?", ts(now)),
+                (
+                    "DELETE FROM proxy_granting_tickets WHERE expires_at <= ?",
+                    ts(now),
+                ),
+                ("DELETE FROM login_tickets WHERE expires_at <= ?", ts(now)),
+                ("DELETE FROM oidc_codes WHERE expires_at <= ?", ts(now)),
+                (
+                    "DELETE FROM oidc_access_tokens WHERE expires_at <= ?",
+                    ts(now),
+                ),
+                (
+                    "DELETE FROM oidc_refresh_tokens WHERE expires_at <= ?",
+                    ts(now),
+                ),
+                (
+                    "DELETE FROM login_failures WHERE last_at <= ?",
+                    ts(now).saturating_sub(window_ms),
+                ),
+            ] {
+                n += sqlx::query(sql)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(n)
         }
-        tx.commit().await?;
-        Ok(n)
+        .await;
+        self.durable(result).await
     }
 }
 
@@ -1016,5 +1282,20 @@ async fn insert_tokens(
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+/// Marks the session with id `id` used (`touch.at`) and moves its expiry.
+async fn touch_in(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+    touch: SessionTouch,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?")
+        .bind(ts(touch.at))
+        .bind(ts(touch.expires_at))
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

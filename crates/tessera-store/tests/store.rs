@@ -17,8 +17,8 @@ use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId, TicketKey};
 use tessera_protocol::{Attributes, Timestamp};
 use tessera_store::{
-    CodeRedemption, PostgresStore, ServiceAccess, SigningKeyRecord, SqliteStore, Store, StoreError,
-    UserRecord,
+    CodeRedemption, PostgresStore, ServiceAccess, SessionTouch, SigningKeyRecord, SqliteStore,
+    Store, StoreError, UserRecord,
 };
 
 const T0: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
@@ -70,7 +70,7 @@ async fn service_tickets_are_taken_once(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let t = ticket_for(&s, "https://app/?a=b");
-    store.put_service_ticket(&t).await.unwrap();
+    store.put_service_ticket(&t, None).await.unwrap();
     assert_eq!(
         store.take_service_ticket(&t.key).await.unwrap(),
         Some(t.clone())
@@ -93,7 +93,7 @@ async fn concurrent_takes_hand_a_ticket_to_exactly_one(store: Arc<dyn Store>) {
         .unwrap();
     for _ in 0..5 {
         let t = ticket_for(&s, "https://app/");
-        store.put_service_ticket(&t).await.unwrap();
+        store.put_service_ticket(&t, None).await.unwrap();
         let takers: Vec<_> = (0..16)
             .map(|_| {
                 let (store, key) = (store.clone(), t.key.clone());
@@ -133,8 +133,26 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
         later
     );
 
+    // A ticket issued from the session commits its use with it.
+    let even_later = T0.plus(Duration::from_secs(7));
+    let touch = SessionTouch {
+        at: even_later,
+        expires_at: even_later.plus(Duration::from_secs(10)),
+    };
+    let entered = ticket_for(&s, "https://a/");
+    store
+        .put_service_ticket(&entered, Some(touch))
+        .await
+        .unwrap();
+    let used = store.get_session(&tgt.key()).await.unwrap().unwrap();
+    assert_eq!(used.last_used_at, even_later);
+    assert_eq!(
+        store.take_service_ticket(&entered.key).await.unwrap(),
+        Some(entered)
+    );
+
     let unvalidated = ticket_for(&s, "https://b/");
-    store.put_service_ticket(&unvalidated).await.unwrap();
+    store.put_service_ticket(&unvalidated, None).await.unwrap();
     for (service, ticket) in [
         ("https://a/", "ST-1"),
         ("https://a/", "ST-2"),
@@ -337,7 +355,7 @@ async fn expired_rows_are_swept(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let t = ticket_for(&s2, "https://app/");
-    store.put_service_ticket(&t).await.unwrap();
+    store.put_service_ticket(&t, None).await.unwrap();
     store
         .record_login_failure("ip:1", T0, Duration::from_secs(60))
         .await
@@ -573,7 +591,7 @@ async fn proxy_granting_tickets_live_and_end_with_their_session(store: Arc<dyn S
     }
     let mut pt = ticket_for(&s, "imap://mail");
     pt.proxies = pgt.proxies.clone();
-    store.put_service_ticket(&pt).await.unwrap();
+    store.put_service_ticket(&pt, None).await.unwrap();
     assert_eq!(
         store
             .take_service_ticket(&pt.key)
@@ -595,6 +613,47 @@ async fn proxy_granting_tickets_live_and_end_with_their_session(store: Arc<dyn S
         None,
         "nor can one be added to an ended session"
     );
+}
+
+/// Every change to the services or clients moves the registry version; anything else leaves it.
+async fn the_registry_version_moves_with_services_and_clients(store: Arc<dyn Store>) {
+    let mut last = store.registry_version().await.unwrap();
+    let mut moved = |now: i64, what: &str| {
+        assert!(
+            now > last,
+            "{what} did not move the version ({last} → {now})"
+        );
+        last = now;
+    };
+    let app = RegisteredService::new(
+        "app",
+        ServicePattern::regex(r"https://app\.org/.*").unwrap(),
+        ServiceOrigin::Database,
+    );
+    store.put_service(&app).await.unwrap();
+    moved(store.registry_version().await.unwrap(), "adding a service");
+    store.put_client(&client("rp", None)).await.unwrap();
+    moved(store.registry_version().await.unwrap(), "adding a client");
+    assert!(store.delete_client("rp").await.unwrap());
+    moved(store.registry_version().await.unwrap(), "removing a client");
+    assert!(store.delete_service("app").await.unwrap());
+    moved(
+        store.registry_version().await.unwrap(),
+        "removing a service",
+    );
+
+    let unchanged = store.registry_version().await.unwrap();
+    let (_, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    store
+        .put_service_ticket(&ticket_for(&s, "https://app.org/"), None)
+        .await
+        .unwrap();
+    assert!(!store.delete_service("app").await.unwrap());
+    assert_eq!(store.registry_version().await.unwrap(), unchanged);
 }
 
 fn client(id: &str, backchannel_logout_uri: Option<&str>) -> OidcClient {
@@ -728,13 +787,24 @@ async fn oidc_clients_round_trip_and_ids_are_unique(store: Arc<dyn Store>) {
 async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
     store: Arc<dyn Store>,
 ) {
-    let (_, s) = new_session("alice");
+    let (tgt, s) = new_session("alice");
     store
         .put_session(&s, T0.plus(Duration::from_secs(600)))
         .await
         .unwrap();
     let code = code_for(&s, "code-1", "app");
-    store.put_authorization_code(&code).await.unwrap();
+    // Issuing a code commits the session's use with it.
+    let used = T0.plus(Duration::from_secs(3));
+    let touch = SessionTouch {
+        at: used,
+        expires_at: used.plus(Duration::from_secs(600)),
+    };
+    store
+        .put_authorization_code(&code, Some(touch))
+        .await
+        .unwrap();
+    let session = store.get_session(&tgt.key()).await.unwrap().unwrap();
+    assert_eq!(session.last_used_at, used);
     match store
         .redeem_authorization_code(&code.key, "g1")
         .await
@@ -772,7 +842,7 @@ async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
     // Concurrent redemptions (several nodes): exactly one gets the code.
     for round in 0..5 {
         let code = code_for(&s, &format!("code-race-{round}"), "app");
-        store.put_authorization_code(&code).await.unwrap();
+        store.put_authorization_code(&code, None).await.unwrap();
         let redeemers: Vec<_> = (0..8)
             .map(|i| {
                 let (store, key) = (store.clone(), code.key.clone());
@@ -1017,7 +1087,7 @@ async fn expired_codes_and_tokens_are_swept(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let code = code_for(&s, "code-1", "app");
-    store.put_authorization_code(&code).await.unwrap();
+    store.put_authorization_code(&code, None).await.unwrap();
     let (g, at, rt) = grant_for(&s, "g1", "app", None, Duration::from_secs(30));
     assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
     let (g2, at2, rt2) = grant_for(&s, "g2", "app", None, Duration::from_secs(600));
@@ -1142,6 +1212,7 @@ backend_tests!(
     sessions_are_listed_by_user,
     users_round_trip_and_names_are_unique,
     services_round_trip_with_their_policy,
+    the_registry_version_moves_with_services_and_clients,
     login_tickets_are_single_use_and_expire,
     login_failures_count_within_a_window,
     expired_rows_are_swept,
@@ -1193,7 +1264,7 @@ async fn postgres_nodes_share_one_database() {
         .unwrap();
     assert_eq!(b.get_session(&tgt.key()).await.unwrap(), Some(s.clone()));
     let t = ticket_for(&s, "https://app/");
-    a.put_service_ticket(&t).await.unwrap();
+    a.put_service_ticket(&t, None).await.unwrap();
     assert_eq!(
         b.take_service_ticket(&t.key).await.unwrap(),
         Some(t.clone())
@@ -1285,7 +1356,7 @@ async fn a_committed_ticket_survives_reopening_the_database() {
             .put_session(&s, T0.plus(Duration::from_secs(60)))
             .await
             .unwrap();
-        store.put_service_ticket(&t).await.unwrap();
+        store.put_service_ticket(&t, None).await.unwrap();
     }
     let store = sqlite(&dir).await;
     assert_eq!(store.take_service_ticket(&t.key).await.unwrap(), Some(t));
@@ -1356,7 +1427,7 @@ async fn fill_with_one_of_everything(store: &Arc<dyn Store>) -> Filled {
         .await
         .unwrap();
     let ticket = ticket_for(&session, "https://app.org/?a=b");
-    store.put_service_ticket(&ticket).await.unwrap();
+    store.put_service_ticket(&ticket, None).await.unwrap();
     let entered = ServiceAccess {
         service: "https://app.org/".into(),
         ticket: "ST-entered".into(),
@@ -1379,9 +1450,9 @@ async fn fill_with_one_of_everything(store: &Arc<dyn Store>) -> Filled {
     store.put_proxy_granting_ticket(&pgt).await.unwrap();
 
     let code = code_for(&session, "code-fresh", "rp");
-    store.put_authorization_code(&code).await.unwrap();
+    store.put_authorization_code(&code, None).await.unwrap();
     let redeemed = code_for(&session, "code-redeemed", "rp");
-    store.put_authorization_code(&redeemed).await.unwrap();
+    store.put_authorization_code(&redeemed, None).await.unwrap();
     assert!(matches!(
         store
             .redeem_authorization_code(&redeemed.key, "g1")

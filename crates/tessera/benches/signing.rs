@@ -1,6 +1,6 @@
 //! Criterion benchmarks of ID token signing (`tessera::oidc::keys::SigningKey::sign`, ES256 and
-//! RS256), next to the same signature made with a key parsed once, and the key parsing that
-//! `jsonwebtoken`'s RustCrypto backend repeats inside every `sign`.
+//! RS256), next to the bare signature with the same key, and the PKCS#8 key parsing that `sign`
+//! did on every call while it went through `jsonwebtoken` (now done once, when a key is loaded).
 //!
 //! `cargo bench -p tessera --bench signing` (add `-- --quick` for a short run).
 

@@ -14,6 +14,7 @@ pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod oidc;
+pub mod registry;
 pub mod slo;
 pub mod sso;
 pub mod telemetry;

@@ -8,7 +8,7 @@ use tessera_protocol::service::ServiceUrl;
 use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::{ServiceTicketId, TicketGrantingTicketId, TicketKey};
 use tessera_protocol::Timestamp;
-use tessera_store::{EndedSession, StoreResult};
+use tessera_store::{EndedSession, SessionTouch, StoreResult};
 
 use crate::app::AppState;
 use crate::audit::audit;
@@ -150,24 +150,22 @@ pub async fn issue_service_ticket(
         now,
         &mut rand::rngs::OsRng,
     );
-    app.store.put_service_ticket(&ticket).await?;
+    // A new login has just written the session; otherwise entering the application is a use of
+    // it, committed with the ticket.
+    let touch = (!from_new_login).then(|| used_at(app, session, now));
+    app.store.put_service_ticket(&ticket, touch).await?;
     app.metrics.issued(crate::metrics::TicketKind::Service);
-    if !from_new_login {
-        touch(app, session, now).await?;
-    }
     tracing::info!(user = %session.username, service = %service, ticket = ?id, from_new_login, "service ticket issued");
     Ok(id)
 }
 
-/// Marks `session` used at `now` (an application entered with it), extending its idle timeout.
-pub async fn touch(app: &AppState, session: &SsoSession, now: Timestamp) -> StoreResult<()> {
+/// `session` used at `now` (an application entered with it): its new last use and expiry, which
+/// the store commits with the ticket or code handed out.
+pub fn used_at(app: &AppState, session: &SsoSession, now: Timestamp) -> SessionTouch {
     let mut touched = session.clone();
     touched.last_used_at = now;
-    app.store
-        .touch_session(
-            &session.id,
-            now,
-            touched.expires_at(&app.settings.session.policy()),
-        )
-        .await
+    SessionTouch {
+        at: now,
+        expires_at: touched.expires_at(&app.settings.session.policy()),
+    }
 }

@@ -95,7 +95,7 @@ async fn issue_proxy(
         let ttl = app.settings.tickets.service_ticket_ttl;
         match proxy::issue_proxy_ticket(&req, pgt, target, ttl, now, &mut rand::rngs::OsRng) {
             Ok((id, ticket)) => {
-                app.store.put_service_ticket(&ticket).await?;
+                app.store.put_service_ticket(&ticket, None).await?;
                 app.metrics.issued(TicketKind::Proxy);
                 tracing::info!(user = %ticket.username, service = %ticket.service, ticket = ?id, proxies = ?ticket.proxies, "proxy ticket issued");
                 Ok(Ok(id.as_str().to_owned()))

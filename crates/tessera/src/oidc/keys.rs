@@ -19,10 +19,9 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use rand::rngs::OsRng;
-use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
 use rsa::traits::PublicKeyParts as _;
 use serde_json::{json, Map, Value};
@@ -171,8 +170,16 @@ pub struct SigningKey {
     kid: String,
     alg: SigningAlg,
     public: PublicParams,
-    encoding: EncodingKey,
+    signer: Signer,
     decoding: DecodingKey,
+}
+
+/// The private key, parsed once at load: signing is then only the signature itself (parsing a
+/// PKCS#8 key on every signature cost more than the signature).
+#[derive(Clone)]
+enum Signer {
+    Rsa(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
+    Ec(p256::ecdsa::SigningKey),
 }
 
 impl fmt::Debug for SigningKey {
@@ -203,7 +210,7 @@ impl SigningKey {
             alg,
             reason,
         };
-        let (public, encoding, decoding) = match alg {
+        let (public, signer, decoding) = match alg {
             SigningAlg::Rs256 => {
                 let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_pem.trim())
                     .map_err(|e| invalid(e.to_string()))?;
@@ -214,21 +221,20 @@ impl SigningKey {
                         "the RSA modulus has {bits} bits, at least {RSA_BITS} are required"
                     )));
                 }
-                let pkcs1 = key.to_pkcs1_der().map_err(|e| invalid(e.to_string()))?;
                 let decoding = DecodingKey::from_rsa_raw_components(
                     &key.n().to_bytes_be(),
                     &key.e().to_bytes_be(),
                 );
+                let public = PublicParams::rsa(&key);
                 (
-                    PublicParams::rsa(&key),
-                    EncodingKey::from_rsa_der(pkcs1.as_bytes()),
+                    public,
+                    Signer::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(key))),
                     decoding,
                 )
             }
             SigningAlg::Es256 => {
                 let key = p256::SecretKey::from_pkcs8_pem(private_pem.trim())
                     .map_err(|e| invalid(e.to_string()))?;
-                let pkcs8 = key.to_pkcs8_der().map_err(|e| invalid(e.to_string()))?;
                 let public = PublicParams::ec(&key).map_err(invalid)?;
                 let decoding = match &public {
                     PublicParams::Ec { x, y } => {
@@ -238,14 +244,18 @@ impl SigningKey {
                         return Err(invalid("internal: EC key with RSA parameters".to_owned()))
                     }
                 };
-                (public, EncodingKey::from_ec_der(pkcs8.as_bytes()), decoding)
+                (
+                    public,
+                    Signer::Ec(p256::ecdsa::SigningKey::from(&key)),
+                    decoding,
+                )
             }
         };
         Ok(Self {
             kid: kid.to_owned(),
             alg,
             public,
-            encoding,
+            signer,
             decoding,
         })
     }
@@ -299,13 +309,42 @@ impl SigningKey {
         if !claims.is_object() {
             return Err(KeyError::Claims(format!("got {}", json_kind(&claims))));
         }
-        let mut header = Header::new(jose_alg(self.alg));
-        header.typ = Some(typ.to_owned());
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| KeyError::Sign {
-            kid: self.kid.clone(),
-            reason: e.to_string(),
-        })
+        #[derive(serde::Serialize)]
+        struct JwsHeader<'a> {
+            typ: &'a str,
+            alg: &'a str,
+            kid: &'a str,
+        }
+        let header = JwsHeader {
+            typ,
+            alg: self.alg.as_str(),
+            kid: &self.kid,
+        };
+        let header = serde_json::to_vec(&header).map_err(|e| KeyError::Claims(e.to_string()))?;
+        let claims = serde_json::to_vec(&claims).map_err(|e| KeyError::Claims(e.to_string()))?;
+        let mut jws = URL_SAFE_NO_PAD.encode(header);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut jws);
+        let signature = match &self.signer {
+            Signer::Rsa(key) => {
+                use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _};
+                // Blinded with fresh randomness, against timing attacks on the private exponent.
+                key.try_sign_with_rng(&mut OsRng, jws.as_bytes())
+                    .map(|s| s.to_vec())
+                    .map_err(|e| KeyError::Sign {
+                        kid: self.kid.clone(),
+                        reason: e.to_string(),
+                    })?
+            }
+            Signer::Ec(key) => {
+                use p256::ecdsa::signature::Signer as _;
+                let signature: p256::ecdsa::Signature = key.sign(jws.as_bytes());
+                signature.to_bytes().to_vec()
+            }
+        };
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+        Ok(jws)
     }
 
     /// Checks the signature of `token` with this key (the caller has matched `kid` and `alg`).
@@ -519,6 +558,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_unix_millis(secs * 1000)

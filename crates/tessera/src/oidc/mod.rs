@@ -13,6 +13,8 @@ use tessera_protocol::Timestamp;
 use tessera_store::{SigningKeyRecord, Store, StoreError, StoreResult};
 use tokio::sync::{OnceCell, RwLock};
 
+use crate::registry::Versioned;
+
 use keys::{KeyEntry, KeyError, KeySet, SigningKey};
 
 /// How long a node trusts its copy of the key table before reading it again, so a rotation made on
@@ -28,6 +30,7 @@ pub struct Provider {
     file_clients: Vec<OidcClient>,
     salt: OnceCell<String>,
     keys: RwLock<Option<(Arc<KeySet>, Instant)>>,
+    clients_cache: Versioned<ClientRegistry>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -62,6 +65,7 @@ impl Provider {
             file_clients,
             salt: OnceCell::new(),
             keys: RwLock::new(None),
+            clients_cache: Versioned::default(),
         }
     }
 
@@ -71,11 +75,16 @@ impl Provider {
     }
 
     /// The registry: config-file clients, then database clients.
-    pub async fn clients(&self, store: &dyn Store) -> StoreResult<ClientRegistry> {
-        Ok(ClientRegistry::new(
-            self.file_clients.clone(),
-            store.list_clients().await?,
-        ))
+    /// Built once per change of the database's clients (see [`crate::registry`]).
+    pub async fn clients(&self, store: &dyn Store) -> StoreResult<Arc<ClientRegistry>> {
+        self.clients_cache
+            .get(store, || async {
+                Ok(ClientRegistry::new(
+                    self.file_clients.clone(),
+                    store.list_clients().await?,
+                ))
+            })
+            .await
     }
 
     /// Clients declared in the config file.
