@@ -685,13 +685,7 @@ async fn the_chain_asks_sql_after_the_builtin_users() {
 // --- tessera user import ---------------------------------------------------------------------
 
 fn tessera() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TESSERA_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
+    crate::support::tessera_command()
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {

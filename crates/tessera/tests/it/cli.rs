@@ -29,13 +29,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// The binary, with no `TESSERA_*` variable of the environment the tests run in.
 fn tessera() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TESSERA_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
+    crate::support::tessera_command()
 }
 
 /// What a finished command did.

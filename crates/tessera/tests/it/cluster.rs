@@ -42,12 +42,7 @@ const REDIRECT: &str = "https://app.example.org/cb";
 
 /// The binary, with no `TESSERA_*` variable of the environment the tests run in.
 fn tessera(config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TESSERA_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = crate::support::tessera_command();
     cmd.arg("--config").arg(config);
     cmd
 }

@@ -395,3 +395,15 @@ async fn read(r: reqwest::Response) -> Page {
         body: r.text().await.unwrap(),
     }
 }
+
+/// The `tessera` binary as a command, with no `TESSERA_*` variable of the environment the tests
+/// run in (a test server's URLs must not leak into the configuration under test).
+pub(crate) fn tessera_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TESSERA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
