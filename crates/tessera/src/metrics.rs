@@ -20,6 +20,8 @@ pub enum LoginOutcome {
     Failure,
     /// Refused by throttling.
     Locked,
+    /// Not decided: a login source could not be asked (an LDAP server down, say).
+    Unavailable,
 }
 
 /// What was issued.
@@ -73,7 +75,12 @@ macro_rules! labels {
 }
 
 labels! {
-    LoginOutcome { Success => "success", Failure => "failure", Locked => "locked" }
+    LoginOutcome {
+        Success => "success",
+        Failure => "failure",
+        Locked => "locked",
+        Unavailable => "unavailable",
+    }
     TicketKind {
         Service => "service_ticket",
         Proxy => "proxy_ticket",
@@ -228,6 +235,7 @@ mod tests {
         m.login(LoginOutcome::Success);
         m.login(LoginOutcome::Failure);
         m.login(LoginOutcome::Failure);
+        m.login(LoginOutcome::Unavailable);
         m.issued(TicketKind::Service);
         m.validated(ValidationOutcome::Success, Duration::from_millis(2));
         m.slo(SloOutcome::Delivered);
@@ -235,6 +243,7 @@ mod tests {
         for line in [
             "tessera_logins_total{outcome=\"failure\"} 2",
             "tessera_logins_total{outcome=\"success\"} 1",
+            "tessera_logins_total{outcome=\"unavailable\"} 1",
             "tessera_tickets_issued_total{kind=\"service_ticket\"} 1",
             "tessera_ticket_validations_total{outcome=\"success\"} 1",
             "tessera_ticket_validation_seconds_count 1",

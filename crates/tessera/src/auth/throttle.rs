@@ -51,7 +51,15 @@ pub async fn authenticate(
         return Ok(Verdict::Locked(until));
     }
     let user = if is_valid_username(username) {
-        app.authenticator.authenticate(username, password).await?
+        match app.authenticator.authenticate(username, password).await {
+            Ok(user) => user,
+            Err(e) => {
+                if matches!(e, AuthError::Unavailable { .. }) {
+                    app.metrics.login(LoginOutcome::Unavailable);
+                }
+                return Err(e);
+            }
+        }
     } else {
         None
     };
