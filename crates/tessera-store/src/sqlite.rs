@@ -68,11 +68,23 @@ struct WalSync {
     finished: AtomicU64,
     /// Every write numbered up to this one is on disk.
     synced: AtomicU64,
+    /// `fsync`s made (fewer than writes under load: that is the point).
+    fsyncs: AtomicU64,
     /// One `fsync` at a time; the writes waiting here are those the running one may not cover.
     turn: tokio::sync::Mutex<()>,
 }
 
 impl WalSync {
+    fn new(path: Option<PathBuf>) -> Self {
+        Self {
+            path,
+            finished: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// Returns once everything committed before this call is on disk.
     async fn after_write(&self) -> StoreResult<()> {
         let Some(path) = &self.path else {
@@ -91,6 +103,7 @@ impl WalSync {
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
             .map_err(sqlx::Error::Io)?;
         self.synced.fetch_max(upto, Ordering::SeqCst);
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -153,12 +166,7 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         };
-        let wal = WalSync {
-            path: (!shared).then(|| PathBuf::from(format!("{path}-wal"))),
-            finished: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-            turn: tokio::sync::Mutex::new(()),
-        };
+        let wal = WalSync::new((!shared).then(|| PathBuf::from(format!("{path}-wal"))));
         Ok(Self {
             pool,
             writer,
@@ -1298,4 +1306,52 @@ async fn touch_in(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_waiting_for_an_fsync_share_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db-wal");
+        std::fs::write(&path, b"frames").unwrap();
+        let wal = Arc::new(WalSync::new(Some(path)));
+
+        // One write alone: its own fsync.
+        wal.after_write().await.unwrap();
+        assert_eq!(wal.fsyncs.load(Ordering::SeqCst), 1);
+
+        // Twenty writes commit while an fsync is running (the turn is held): when it ends, one
+        // more fsync covers all of them.
+        let running = wal.turn.lock().await;
+        let writers: Vec<_> = (0..20)
+            .map(|_| {
+                let wal = wal.clone();
+                tokio::spawn(async move { wal.after_write().await })
+            })
+            .collect();
+        while wal.finished.load(Ordering::SeqCst) < 21 {
+            tokio::task::yield_now().await;
+        }
+        drop(running);
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        assert_eq!(wal.fsyncs.load(Ordering::SeqCst), 2);
+        assert_eq!(wal.synced.load(Ordering::SeqCst), 21);
+    }
+
+    #[tokio::test]
+    async fn no_wal_file_or_no_file_at_all_is_nothing_to_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpointed = WalSync::new(Some(dir.path().join("gone.db-wal")));
+        checkpointed.after_write().await.unwrap();
+        let memory = WalSync::new(None);
+        memory.after_write().await.unwrap();
+        assert_eq!(memory.fsyncs.load(Ordering::SeqCst), 0);
+    }
 }
