@@ -183,6 +183,20 @@ impl SqliteStore {
         self.wal.after_write().await?;
         result
     }
+
+    /// [`durable`](Self::durable), except that a call which `wrote_nothing` (a take that found no
+    /// row, a claim that matched none) returns at once: a guessed ticket or an idle poll costs no
+    /// `fsync`.
+    async fn durable_unless<T>(
+        &self,
+        result: StoreResult<T>,
+        wrote_nothing: impl FnOnce(&T) -> bool,
+    ) -> StoreResult<T> {
+        if result.as_ref().is_ok_and(wrote_nothing) {
+            return result;
+        }
+        self.durable(result).await
+    }
 }
 
 #[async_trait]
@@ -468,7 +482,7 @@ impl Store for SqliteStore {
             .transpose()
         }
         .await;
-        self.durable(result).await
+        self.durable_unless(result, Option::is_none).await
     }
 
     async fn put_service_access(&self, session: &SessionId, a: &ServiceAccess) -> StoreResult<()> {
@@ -626,7 +640,7 @@ impl Store for SqliteStore {
             .map_err(Into::into)
         }
         .await;
-        self.durable(result).await
+        self.durable_unless(result, Vec::is_empty).await
     }
 
     async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()> {
