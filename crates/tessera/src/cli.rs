@@ -23,7 +23,9 @@ use crate::audit::audit;
 use crate::auth::local::PasswordHasher;
 use crate::auth::{is_valid_username, AuthError, Password};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{build_service, chosen_secret, ClientSpec, ConfigError, Loaded, Settings};
+use crate::config::{
+    build_service, chosen_secret, redact_url, ClientSpec, ConfigError, Loaded, Settings,
+};
 use crate::oidc::ProviderError;
 use crate::slo;
 use crate::telemetry::LogFormat;
@@ -1569,15 +1571,4 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = path.split('?').next().unwrap_or(path);
     (!path.is_empty() && path != ":memory:").then_some(path)
-}
-
-/// `url` with its password, if any, hidden.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
