@@ -90,6 +90,12 @@ pub struct SsoSession {
     pub warn: bool,
 }
 
+/// A use of a session less than the idle timeout divided by this after the recorded one is not
+/// recorded (see [`SsoSession::used_at`]).
+pub const USE_GRANULARITY_DIVISOR: u32 = 100;
+/// The most a recorded use may lag behind the last one.
+pub const MAX_USE_GRANULARITY: Duration = Duration::from_secs(60);
+
 impl SsoSession {
     /// When this session ends if it is not used again.
     pub fn expires_at(&self, policy: &SessionPolicy) -> Timestamp {
@@ -99,6 +105,27 @@ impl SsoSession {
         let hard = self.authenticated_at.plus(policy.hard_timeout);
         let idle = self.last_used_at.plus(policy.idle_timeout);
         hard.min(idle)
+    }
+
+    /// The session used at `now` (an application entered with it): its new last use and the expiry
+    /// that follows, or `None` when the recorded last use is recent enough to stand, less than
+    /// [`USE_GRANULARITY_DIVISOR`]th of the idle timeout ago (and under [`MAX_USE_GRANULARITY`]).
+    /// A busy session is then not rewritten for every ticket it is used for, at the price of
+    /// ending at most that much before a full idle timeout after its very last use.
+    pub fn used_at(
+        &self,
+        policy: &SessionPolicy,
+        now: Timestamp,
+    ) -> Option<(Timestamp, Timestamp)> {
+        let granularity = (policy.idle_timeout / USE_GRANULARITY_DIVISOR).min(MAX_USE_GRANULARITY);
+        if now.since(self.last_used_at) < granularity {
+            return None;
+        }
+        let used = Self {
+            last_used_at: now,
+            ..self.clone()
+        };
+        Some((now, used.expires_at(policy)))
     }
 
     /// Whether the session has ended by time.
@@ -135,6 +162,36 @@ mod tests {
         s.last_used_at = Timestamp::from_unix_millis(7 * HOUR);
         assert!(!s.is_expired(&policy, Timestamp::from_unix_millis(8 * HOUR - 1)));
         assert!(s.is_expired(&policy, Timestamp::from_unix_millis(8 * HOUR)));
+    }
+
+    #[test]
+    fn a_use_is_recorded_unless_the_last_one_is_recent_enough() {
+        let at = Timestamp::from_unix_millis;
+        let s = session(false);
+        let policy = SessionPolicy {
+            idle_timeout: Duration::from_secs(600),
+            ..SessionPolicy::default()
+        };
+        // Granularity: 600 s / 100 = 6 s.
+        assert_eq!(s.used_at(&policy, at(5_999)), None);
+        assert_eq!(s.used_at(&policy, at(6_000)), Some((at(6_000), at(606_000))));
+        assert_eq!(s.used_at(&policy, at(-1)), None, "a use before the recorded one");
+        // The default idle timeout (2 h) would give 72 s: capped at a minute.
+        let policy = SessionPolicy::default();
+        assert_eq!(s.used_at(&policy, at(59_999)), None);
+        assert_eq!(
+            s.used_at(&policy, at(60_000)),
+            Some((at(60_000), at(60_000 + 2 * HOUR)))
+        );
+        // The hard timeout still bounds the expiry; a remembered session's stays fixed.
+        assert_eq!(
+            s.used_at(&policy, at(7 * HOUR)),
+            Some((at(7 * HOUR), at(8 * HOUR)))
+        );
+        assert_eq!(
+            session(true).used_at(&policy, at(HOUR)),
+            Some((at(HOUR), at(14 * 24 * HOUR)))
+        );
     }
 
     #[test]

@@ -80,6 +80,25 @@ impl PostgresStore {
         }
         Ok(Self { pool })
     }
+
+    /// Runs `write` (one statement, in a transaction of its own), or with a `touch`, runs it and
+    /// the touch of session `session_id` in one transaction.
+    async fn execute_touching(
+        &self,
+        write: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        session_id: &str,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()> {
+        let Some(touch) = touch else {
+            write.execute(&self.pool).await?;
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await?;
+        write.execute(&mut *tx).await?;
+        touch_in(&mut tx, session_id, touch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -284,28 +303,23 @@ impl Store for PostgresStore {
         t: &ServiceTicket,
         touch: Option<SessionTouch>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO service_tickets ({SERVICE_TICKET_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        ))
-        .bind(t.key.as_str())
-        .bind(t.service.as_str())
-        .bind(t.session_id.as_str())
-        .bind(&t.username)
-        .bind(to_json(&t.attributes))
-        .bind(t.from_new_login)
-        .bind(t.long_term)
-        .bind(ts(t.authenticated_at))
-        .bind(ts(t.expires_at))
-        .bind(to_json(&t.proxies))
-        .execute(&mut *tx)
-        .await?;
-        if let Some(touch) = touch {
-            touch_in(&mut tx, t.session_id.as_str(), touch).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        );
+        let insert = sqlx::query(&sql)
+            .bind(t.key.as_str())
+            .bind(t.service.as_str())
+            .bind(t.session_id.as_str())
+            .bind(&t.username)
+            .bind(to_json(&t.attributes))
+            .bind(t.from_new_login)
+            .bind(t.long_term)
+            .bind(ts(t.authenticated_at))
+            .bind(ts(t.expires_at))
+            .bind(to_json(&t.proxies));
+        self.execute_touching(insert, t.session_id.as_str(), touch)
+            .await
     }
 
     async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
@@ -550,8 +564,7 @@ impl Store for PostgresStore {
         c: &AuthorizationCode,
         touch: Option<SessionTouch>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
              session_id, username, attributes, auth_time, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -566,14 +579,9 @@ impl Store for PostgresStore {
         .bind(&c.username)
         .bind(to_json(&c.attributes))
         .bind(ts(c.auth_time))
-        .bind(ts(c.expires_at))
-        .execute(&mut *tx)
-        .await?;
-        if let Some(touch) = touch {
-            touch_in(&mut tx, c.session_id.as_str(), touch).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        .bind(ts(c.expires_at));
+        self.execute_touching(insert, c.session_id.as_str(), touch)
+            .await
     }
 
     async fn redeem_authorization_code(

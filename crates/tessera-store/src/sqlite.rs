@@ -191,6 +191,25 @@ impl SqliteStore {
         result
     }
 
+    /// Runs `write` (one statement, in a transaction of its own), or with a `touch`, runs it and
+    /// the touch of session `session_id` in one transaction.
+    async fn execute_touching<'q>(
+        &self,
+        write: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+        session_id: &str,
+        touch: Option<SessionTouch>,
+    ) -> StoreResult<()> {
+        let Some(touch) = touch else {
+            write.execute(&self.writer).await?;
+            return Ok(());
+        };
+        let mut tx = self.writer.begin().await?;
+        write.execute(&mut *tx).await?;
+        touch_in(&mut tx, session_id, touch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// `result` of a write that no client is handed anything for, returned as soon as it is
     /// committed: it survives the process being killed at once, and the `fsync` that makes it
     /// survive a power cut too runs in the background (milliseconds later) instead of on the
@@ -463,8 +482,7 @@ impl Store for SqliteStore {
         touch: Option<SessionTouch>,
     ) -> StoreResult<()> {
         let result: StoreResult<()> = async {
-            let mut tx = self.writer.begin().await?;
-            sqlx::query(
+            let insert = sqlx::query(
                 "INSERT INTO service_tickets (ticket_key, service, session_id, username, attributes, from_new_login, \
                  long_term, authenticated_at, expires_at, proxies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
@@ -477,14 +495,8 @@ impl Store for SqliteStore {
             .bind(t.long_term)
             .bind(ts(t.authenticated_at))
             .bind(ts(t.expires_at))
-            .bind(to_json(&t.proxies))
-            .execute(&mut *tx)
-            .await?;
-            if let Some(touch) = touch {
-                touch_in(&mut tx, t.session_id.as_str(), touch).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            .bind(to_json(&t.proxies));
+            self.execute_touching(insert, t.session_id.as_str(), touch).await
         }
         .await;
         self.durable(result).await
@@ -769,8 +781,7 @@ impl Store for SqliteStore {
         touch: Option<SessionTouch>,
     ) -> StoreResult<()> {
         let result: StoreResult<()> = async {
-            let mut tx = self.writer.begin().await?;
-            sqlx::query(
+            let insert = sqlx::query(
                 "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
                  session_id, username, attributes, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
@@ -784,14 +795,8 @@ impl Store for SqliteStore {
             .bind(&c.username)
             .bind(to_json(&c.attributes))
             .bind(ts(c.auth_time))
-            .bind(ts(c.expires_at))
-            .execute(&mut *tx)
-            .await?;
-            if let Some(touch) = touch {
-                touch_in(&mut tx, c.session_id.as_str(), touch).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            .bind(ts(c.expires_at));
+            self.execute_touching(insert, c.session_id.as_str(), touch).await
         }
         .await;
         self.durable(result).await

@@ -152,7 +152,11 @@ pub async fn issue_service_ticket(
     );
     // A new login has just written the session; otherwise entering the application is a use of
     // it, committed with the ticket.
-    let touch = (!from_new_login).then(|| used_at(app, session, now));
+    let touch = if from_new_login {
+        None
+    } else {
+        used_at(app, session, now)
+    };
     app.store.put_service_ticket(&ticket, touch).await?;
     app.metrics.issued(crate::metrics::TicketKind::Service);
     tracing::info!(user = %session.username, service = %service, ticket = ?id, from_new_login, "service ticket issued");
@@ -160,12 +164,9 @@ pub async fn issue_service_ticket(
 }
 
 /// `session` used at `now` (an application entered with it): its new last use and expiry, which
-/// the store commits with the ticket or code handed out.
-pub fn used_at(app: &AppState, session: &SsoSession, now: Timestamp) -> SessionTouch {
-    let mut touched = session.clone();
-    touched.last_used_at = now;
-    SessionTouch {
-        at: now,
-        expires_at: touched.expires_at(&app.settings.session.policy()),
-    }
+/// the store commits with the ticket or code handed out; `None` when the recorded use is recent
+/// enough to stand ([`SsoSession::used_at`]).
+pub fn used_at(app: &AppState, session: &SsoSession, now: Timestamp) -> Option<SessionTouch> {
+    let (at, expires_at) = session.used_at(&app.settings.session.policy(), now)?;
+    Some(SessionTouch { at, expires_at })
 }

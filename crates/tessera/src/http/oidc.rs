@@ -405,7 +405,7 @@ async fn issue_code(
         expires_at: now.plus(app.settings.oidc.code_ttl),
     };
     let touch = sso::used_at(app, session, now);
-    app.store.put_authorization_code(&code, Some(touch)).await?;
+    app.store.put_authorization_code(&code, touch).await?;
     app.metrics.issued(TicketKind::AuthorizationCode);
     tracing::info!(user = %session.username, client = %request.client_id, code = ?code_id, "authorization code issued");
     let result = vec![("code".to_owned(), code_id.as_str().to_owned())];
