@@ -174,8 +174,15 @@ mod tests {
         };
         // Granularity: 600 s / 100 = 6 s.
         assert_eq!(s.used_at(&policy, at(5_999)), None);
-        assert_eq!(s.used_at(&policy, at(6_000)), Some((at(6_000), at(606_000))));
-        assert_eq!(s.used_at(&policy, at(-1)), None, "a use before the recorded one");
+        assert_eq!(
+            s.used_at(&policy, at(6_000)),
+            Some((at(6_000), at(606_000)))
+        );
+        assert_eq!(
+            s.used_at(&policy, at(-1)),
+            None,
+            "a use before the recorded one"
+        );
         // The default idle timeout (2 h) would give 72 s: capped at a minute.
         let policy = SessionPolicy::default();
         assert_eq!(s.used_at(&policy, at(59_999)), None);
