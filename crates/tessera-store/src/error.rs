@@ -20,9 +20,23 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Applying one of the embedded SQLite migrations failed.
+    #[error("database migration {version} failed: {reason}")]
+    MigrationFailed {
+        /// The migration's number.
+        version: i64,
+        /// Why it failed.
+        reason: String,
+    },
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite database reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store cannot take requests any more (its writer stopped).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// An import found rows in the destination database, which it only ever fills when empty so
     /// that nothing is merged by accident.
     #[error(

@@ -12,7 +12,7 @@ use tessera_protocol::ticket::TicketKey;
 use tessera_protocol::Timestamp;
 
 use crate::rows::{
-    from_json, release_columns, release_from_columns, to_json, ts, Cell, Columns, Table,
+    from_json, release_columns, release_from_columns, row, to_json, ts, Cell, Columns, Table,
 };
 use crate::{SigningKeyRecord, StoreError, StoreResult};
 
@@ -21,21 +21,23 @@ pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_sha256, redirect_uris,
      post_logout_redirect_uris, scopes, backchannel_logout_uri, signing_alg, consent, release_mode, \
      release_rules, enabled";
 
-/// A row of `oidc_clients`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct ClientRow {
-    id: String,
-    name: String,
-    secret_sha256: Option<String>,
-    redirect_uris: String,
-    post_logout_redirect_uris: String,
-    scopes: String,
-    backchannel_logout_uri: Option<String>,
-    signing_alg: String,
-    consent: bool,
-    release_mode: String,
-    release_rules: String,
-    enabled: bool,
+row! {
+    /// A row of `oidc_clients`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct ClientRow {
+        id: String,
+        name: String,
+        secret_sha256: Option<String>,
+        redirect_uris: String,
+        post_logout_redirect_uris: String,
+        scopes: String,
+        backchannel_logout_uri: Option<String>,
+        signing_alg: String,
+        consent: bool,
+        release_mode: String,
+        release_rules: String,
+        enabled: bool,
+    }
 }
 
 impl TryFrom<ClientRow> for OidcClient {
@@ -93,19 +95,21 @@ impl ClientColumns {
 pub(crate) const CODE_COLUMNS: &str = "code_key, client_id, redirect_uri, scope, nonce, \
      code_challenge, session_id, username, attributes, auth_time, expires_at";
 
-#[derive(FromRow, PartialEq, Eq)]
-pub(crate) struct CodeRow {
-    code_key: String,
-    client_id: String,
-    redirect_uri: String,
-    scope: String,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
-    session_id: String,
-    username: String,
-    attributes: String,
-    auth_time: i64,
-    expires_at: i64,
+row! {
+    #[derive(FromRow, PartialEq, Eq)]
+    pub(crate) struct CodeRow {
+        code_key: String,
+        client_id: String,
+        redirect_uri: String,
+        scope: String,
+        nonce: Option<String>,
+        code_challenge: Option<String>,
+        session_id: String,
+        username: String,
+        attributes: String,
+        auth_time: i64,
+        expires_at: i64,
+    }
 }
 
 impl TryFrom<CodeRow> for AuthorizationCode {
@@ -131,18 +135,20 @@ impl TryFrom<CodeRow> for AuthorizationCode {
 pub(crate) const GRANT_COLUMNS: &str = "g.id AS grant_id, g.client_id, g.session_id, g.username, \
      g.attributes, g.scope AS grant_scope, g.auth_time, g.backchannel_logout_uri, g.created_at";
 
-/// A row of `oidc_grants`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct GrantRow {
-    grant_id: String,
-    client_id: String,
-    session_id: String,
-    username: String,
-    attributes: String,
-    grant_scope: String,
-    auth_time: i64,
-    backchannel_logout_uri: Option<String>,
-    created_at: i64,
+row! {
+    /// A row of `oidc_grants`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct GrantRow {
+        grant_id: String,
+        client_id: String,
+        session_id: String,
+        username: String,
+        attributes: String,
+        grant_scope: String,
+        auth_time: i64,
+        backchannel_logout_uri: Option<String>,
+        created_at: i64,
+    }
 }
 
 impl TryFrom<GrantRow> for Grant {
@@ -162,15 +168,17 @@ impl TryFrom<GrantRow> for Grant {
     }
 }
 
-/// An access token joined with its grant.
-#[derive(FromRow)]
-pub(crate) struct AccessRow {
-    token_key: String,
-    scope: String,
-    issued_at: i64,
-    expires_at: i64,
-    #[sqlx(flatten)]
-    grant: GrantRow,
+row! {
+    /// An access token joined with its grant.
+    #[derive(FromRow)]
+    pub(crate) struct AccessRow {
+        token_key: String,
+        scope: String,
+        issued_at: i64,
+        expires_at: i64,
+        #[sqlx(flatten)]
+        grant: GrantRow,
+    }
 }
 
 impl TryFrom<AccessRow> for (AccessToken, Grant) {
@@ -190,14 +198,16 @@ impl TryFrom<AccessRow> for (AccessToken, Grant) {
     }
 }
 
-/// A refresh token joined with its grant.
-#[derive(FromRow)]
-pub(crate) struct RefreshRow {
-    token_key: String,
-    expires_at: i64,
-    rotated_at: Option<i64>,
-    #[sqlx(flatten)]
-    grant: GrantRow,
+row! {
+    /// A refresh token joined with its grant.
+    #[derive(FromRow)]
+    pub(crate) struct RefreshRow {
+        token_key: String,
+        expires_at: i64,
+        rotated_at: Option<i64>,
+        #[sqlx(flatten)]
+        grant: GrantRow,
+    }
 }
 
 impl TryFrom<RefreshRow> for (RefreshToken, Grant) {
@@ -219,15 +229,17 @@ impl TryFrom<RefreshRow> for (RefreshToken, Grant) {
 /// The columns of `signing_keys`, in [`KeyRow`] order.
 pub(crate) const KEY_COLUMNS: &str = "kid, alg, private_pem, created_at, active_from, retired_at";
 
-/// A row of `signing_keys`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct KeyRow {
-    kid: String,
-    alg: String,
-    private_pem: String,
-    created_at: i64,
-    active_from: i64,
-    retired_at: Option<i64>,
+row! {
+    /// A row of `signing_keys`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct KeyRow {
+        kid: String,
+        alg: String,
+        private_pem: String,
+        created_at: i64,
+        active_from: i64,
+        retired_at: Option<i64>,
+    }
 }
 
 impl TryFrom<KeyRow> for SigningKeyRecord {
@@ -279,12 +291,14 @@ impl Table for ClientRow {
     const ORDER: &'static str = "id";
 }
 
-/// A row of `oidc_codes`, as stored (with the grant a redemption bound it to).
-#[derive(FromRow, PartialEq, Eq)]
-pub struct StoredCode {
-    #[sqlx(flatten)]
-    code: CodeRow,
-    grant_id: Option<String>,
+row! {
+    /// A row of `oidc_codes`, as stored (with the grant a redemption bound it to).
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct StoredCode {
+        #[sqlx(flatten)]
+        code: CodeRow,
+        grant_id: Option<String>,
+    }
 }
 
 impl Columns for StoredCode {
@@ -345,14 +359,16 @@ impl Table for GrantRow {
     const ORDER: &'static str = "g.id";
 }
 
-/// A row of `oidc_access_tokens`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct AccessTokenRow {
-    token_key: String,
-    grant_id: String,
-    scope: String,
-    issued_at: i64,
-    expires_at: i64,
+row! {
+    /// A row of `oidc_access_tokens`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct AccessTokenRow {
+        token_key: String,
+        grant_id: String,
+        scope: String,
+        issued_at: i64,
+        expires_at: i64,
+    }
 }
 
 impl Columns for AccessTokenRow {
@@ -375,13 +391,15 @@ impl Table for AccessTokenRow {
     const ORDER: &'static str = "token_key";
 }
 
-/// A row of `oidc_refresh_tokens`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct RefreshTokenRow {
-    token_key: String,
-    grant_id: String,
-    expires_at: i64,
-    rotated_at: Option<i64>,
+row! {
+    /// A row of `oidc_refresh_tokens`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct RefreshTokenRow {
+        token_key: String,
+        grant_id: String,
+        expires_at: i64,
+        rotated_at: Option<i64>,
+    }
 }
 
 impl Columns for RefreshTokenRow {
@@ -403,13 +421,15 @@ impl Table for RefreshTokenRow {
     const ORDER: &'static str = "token_key";
 }
 
-/// A row of `oidc_consents`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct ConsentRow {
-    username: String,
-    client_id: String,
-    scope: String,
-    granted_at: i64,
+row! {
+    /// A row of `oidc_consents`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct ConsentRow {
+        username: String,
+        client_id: String,
+        scope: String,
+        granted_at: i64,
+    }
 }
 
 impl Columns for ConsentRow {
@@ -452,11 +472,13 @@ impl Table for KeyRow {
     const ORDER: &'static str = "kid";
 }
 
-/// A row of `settings`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct SettingRow {
-    name: String,
-    value: String,
+row! {
+    /// A row of `settings`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct SettingRow {
+        name: String,
+        value: String,
+    }
 }
 
 impl Columns for SettingRow {

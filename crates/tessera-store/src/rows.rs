@@ -1,8 +1,9 @@
 //! Rows as every backend reads them, and their conversions to and from domain values.
 //!
 //! Each backend stores the same columns with types that decode to the same Rust types (`TEXT` to
-//! `String`, 64-bit integers to `i64`, booleans to `bool`), so the `FromRow` derives below serve
-//! SQLite and PostgreSQL alike. Only the SQL differs between backends.
+//! `String`, 64-bit integers to `i64`, booleans to `bool`). Every row type is declared with
+//! [`row!`], which reads it by column name for both engines: sqlx's `FromRow` for PostgreSQL, and
+//! [`FromSqlite`] for SQLite. Only the SQL differs between backends.
 
 use sqlx::FromRow;
 use tessera_protocol::cas::proxy::ProxyGrantingTicket;
@@ -18,6 +19,62 @@ use tessera_protocol::Timestamp;
 use crate::{
     EndedSession, LoginFailures, ServiceAccess, SloDelivery, StoreError, StoreResult, UserRecord,
 };
+
+/// A row the SQLite engine reads, by column name (as `FromRow` does for sqlx).
+pub(crate) trait FromSqlite: Sized {
+    /// Reads the row's columns.
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// A field of a [`FromSqlite`] row: the column of its name, or (for a row type) a group of
+/// columns flattened into the row.
+pub(crate) trait SqliteField: Sized {
+    /// Reads the field `name` of `row`.
+    fn field(row: &rusqlite::Row<'_>, name: &str) -> rusqlite::Result<Self>;
+}
+
+macro_rules! sqlite_columns {
+    ($($t:ty),*) => {$(
+        impl SqliteField for $t {
+            fn field(row: &rusqlite::Row<'_>, name: &str) -> rusqlite::Result<Self> {
+                row.get(name)
+            }
+        }
+    )*};
+}
+sqlite_columns!(String, Option<String>, i64, Option<i64>, bool);
+
+/// Declares a row type, with its sqlx derives as written and a [`FromSqlite`] reading each field
+/// from the column of the same name; a field whose type is itself a row (`#[sqlx(flatten)]`) reads
+/// that row's columns.
+macro_rules! row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* $field: $ty,)*
+        }
+
+        impl $crate::rows::FromSqlite for $name {
+            fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self {
+                    $($field: $crate::rows::SqliteField::field(row, stringify!($field))?,)*
+                })
+            }
+        }
+
+        impl $crate::rows::SqliteField for $name {
+            fn field(row: &rusqlite::Row<'_>, _name: &str) -> rusqlite::Result<Self> {
+                <Self as $crate::rows::FromSqlite>::read(row)
+            }
+        }
+    };
+}
+pub(crate) use row;
 
 /// A timestamp as stored: Unix milliseconds.
 pub(crate) fn ts(t: Timestamp) -> i64 {
@@ -55,11 +112,13 @@ pub(crate) fn conflict_as(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Er
     }
 }
 
-#[derive(FromRow, PartialEq, Eq)]
-pub(crate) struct UserRow {
-    username: String,
-    password_hash: String,
-    attributes: String,
+row! {
+    #[derive(FromRow, PartialEq, Eq)]
+    pub(crate) struct UserRow {
+        username: String,
+        password_hash: String,
+        attributes: String,
+    }
 }
 
 impl TryFrom<UserRow> for UserRecord {
@@ -78,25 +137,27 @@ pub(crate) const SERVICE_COLUMNS: &str = "name, pattern_kind, pattern, enabled, 
      release_rules, username_attribute, requirements, sso, logout_url, logout_type, \
      proxy_callback_kind, proxy_callback, proxy_target, theme, description";
 
-/// A row of `services`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct ServiceRow {
-    name: String,
-    pattern_kind: String,
-    pattern: String,
-    enabled: bool,
-    release_mode: String,
-    release_rules: String,
-    username_attribute: Option<String>,
-    requirements: String,
-    sso: bool,
-    logout_url: Option<String>,
-    logout_type: String,
-    proxy_callback_kind: Option<String>,
-    proxy_callback: Option<String>,
-    proxy_target: bool,
-    theme: Option<String>,
-    description: Option<String>,
+row! {
+    /// A row of `services`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct ServiceRow {
+        name: String,
+        pattern_kind: String,
+        pattern: String,
+        enabled: bool,
+        release_mode: String,
+        release_rules: String,
+        username_attribute: Option<String>,
+        requirements: String,
+        sso: bool,
+        logout_url: Option<String>,
+        logout_type: String,
+        proxy_callback_kind: Option<String>,
+        proxy_callback: Option<String>,
+        proxy_target: bool,
+        theme: Option<String>,
+        description: Option<String>,
+    }
 }
 
 impl TryFrom<ServiceRow> for RegisteredService {
@@ -202,16 +263,18 @@ impl ServicePolicyColumns {
 pub(crate) const SESSION_COLUMNS: &str =
     "id, tgt_key, username, attributes, authenticated_at, last_used_at, long_term, warn";
 
-#[derive(FromRow, PartialEq, Eq)]
-pub(crate) struct SessionRow {
-    id: String,
-    tgt_key: String,
-    username: String,
-    attributes: String,
-    authenticated_at: i64,
-    last_used_at: i64,
-    long_term: bool,
-    warn: bool,
+row! {
+    #[derive(FromRow, PartialEq, Eq)]
+    pub(crate) struct SessionRow {
+        id: String,
+        tgt_key: String,
+        username: String,
+        attributes: String,
+        authenticated_at: i64,
+        last_used_at: i64,
+        long_term: bool,
+        warn: bool,
+    }
 }
 
 impl TryFrom<SessionRow> for SsoSession {
@@ -234,19 +297,21 @@ impl TryFrom<SessionRow> for SsoSession {
 pub(crate) const SERVICE_TICKET_COLUMNS: &str = "ticket_key, service, session_id, username, \
      attributes, from_new_login, long_term, authenticated_at, expires_at, proxies";
 
-/// A row of `service_tickets`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct ServiceTicketRow {
-    ticket_key: String,
-    service: String,
-    session_id: String,
-    username: String,
-    attributes: String,
-    from_new_login: bool,
-    long_term: bool,
-    authenticated_at: i64,
-    expires_at: i64,
-    proxies: String,
+row! {
+    /// A row of `service_tickets`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct ServiceTicketRow {
+        ticket_key: String,
+        service: String,
+        session_id: String,
+        username: String,
+        attributes: String,
+        from_new_login: bool,
+        long_term: bool,
+        authenticated_at: i64,
+        expires_at: i64,
+        proxies: String,
+    }
 }
 
 impl TryFrom<ServiceTicketRow> for ServiceTicket {
@@ -272,17 +337,19 @@ impl TryFrom<ServiceTicketRow> for ServiceTicket {
 pub(crate) const PGT_COLUMNS: &str =
     "ticket_key, session_id, username, attributes, authenticated_at, long_term, proxies, expires_at";
 
-/// A row of `proxy_granting_tickets`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct PgtRow {
-    ticket_key: String,
-    session_id: String,
-    username: String,
-    attributes: String,
-    authenticated_at: i64,
-    long_term: bool,
-    proxies: String,
-    expires_at: i64,
+row! {
+    /// A row of `proxy_granting_tickets`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct PgtRow {
+        ticket_key: String,
+        session_id: String,
+        username: String,
+        attributes: String,
+        authenticated_at: i64,
+        long_term: bool,
+        proxies: String,
+        expires_at: i64,
+    }
 }
 
 impl TryFrom<PgtRow> for ProxyGrantingTicket {
@@ -301,11 +368,13 @@ impl TryFrom<PgtRow> for ProxyGrantingTicket {
     }
 }
 
-#[derive(FromRow, PartialEq, Eq)]
-pub(crate) struct FailureRow {
-    failures: i64,
-    first_at: i64,
-    last_at: i64,
+row! {
+    #[derive(FromRow, PartialEq, Eq)]
+    pub(crate) struct FailureRow {
+        failures: i64,
+        first_at: i64,
+        last_at: i64,
+    }
 }
 
 impl From<FailureRow> for LoginFailures {
@@ -318,20 +387,24 @@ impl From<FailureRow> for LoginFailures {
     }
 }
 
-/// A `session_services` row, as ending a session removes it.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct SessionAccessRow {
-    session_id: String,
-    service: String,
-    ticket: String,
-    validated_at: i64,
+row! {
+    /// A `session_services` row, as ending a session removes it.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct SessionAccessRow {
+        session_id: String,
+        service: String,
+        ticket: String,
+        validated_at: i64,
+    }
 }
 
-/// A client that held a grant of an ending session.
-#[derive(FromRow)]
-pub(crate) struct SessionClientRow {
-    session_id: String,
-    client_id: String,
+row! {
+    /// A client that held a grant of an ending session.
+    #[derive(FromRow)]
+    pub(crate) struct SessionClientRow {
+        session_id: String,
+        client_id: String,
+    }
 }
 
 /// The ended sessions, each with the services it entered (by validation time) and the clients that
@@ -374,17 +447,19 @@ pub(crate) fn ended_sessions(
 pub(crate) const SLO_COLUMNS: &str =
     "id, session_id, username, service, ticket, created_at, attempts, last_error, client_id";
 
-#[derive(FromRow, PartialEq, Eq)]
-pub(crate) struct SloRow {
-    id: i64,
-    session_id: String,
-    username: String,
-    service: String,
-    ticket: String,
-    created_at: i64,
-    attempts: i64,
-    last_error: Option<String>,
-    client_id: Option<String>,
+row! {
+    #[derive(FromRow, PartialEq, Eq)]
+    pub(crate) struct SloRow {
+        id: i64,
+        session_id: String,
+        username: String,
+        service: String,
+        ticket: String,
+        created_at: i64,
+        attempts: i64,
+        last_error: Option<String>,
+        client_id: Option<String>,
+    }
 }
 
 impl From<SloRow> for SloDelivery {
@@ -462,12 +537,14 @@ pub(crate) trait Table: Columns {
     }
 }
 
-/// A row of `users`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct StoredUser {
-    #[sqlx(flatten)]
-    user: UserRow,
-    created_at: i64,
+row! {
+    /// A row of `users`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct StoredUser {
+        #[sqlx(flatten)]
+        user: UserRow,
+        created_at: i64,
+    }
 }
 
 impl Columns for UserRow {
@@ -529,12 +606,14 @@ impl Table for ServiceRow {
     const ORDER: &'static str = "name";
 }
 
-/// A row of `sessions`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct StoredSession {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    expires_at: i64,
+row! {
+    /// A row of `sessions`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct StoredSession {
+        #[sqlx(flatten)]
+        session: SessionRow,
+        expires_at: i64,
+    }
 }
 
 impl Columns for SessionRow {
@@ -637,11 +716,13 @@ impl Table for PgtRow {
     const ORDER: &'static str = "ticket_key";
 }
 
-/// A row of `login_tickets`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct LoginTicketRow {
-    ticket_key: String,
-    expires_at: i64,
+row! {
+    /// A row of `login_tickets`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct LoginTicketRow {
+        ticket_key: String,
+        expires_at: i64,
+    }
 }
 
 impl Columns for LoginTicketRow {
@@ -658,12 +739,14 @@ impl Table for LoginTicketRow {
     const ORDER: &'static str = "ticket_key";
 }
 
-/// A row of `login_failures`, as stored.
-#[derive(FromRow, PartialEq, Eq)]
-pub struct StoredLoginFailures {
-    throttle_key: String,
-    #[sqlx(flatten)]
-    failures: FailureRow,
+row! {
+    /// A row of `login_failures`, as stored.
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct StoredLoginFailures {
+        throttle_key: String,
+        #[sqlx(flatten)]
+        failures: FailureRow,
+    }
 }
 
 impl Columns for StoredLoginFailures {
@@ -686,13 +769,15 @@ impl Table for StoredLoginFailures {
     const ORDER: &'static str = "throttle_key";
 }
 
-/// A row of `slo_queue`, as stored (its id included).
-#[derive(FromRow, PartialEq, Eq)]
-pub struct StoredSloDelivery {
-    #[sqlx(flatten)]
-    delivery: SloRow,
-    due_at: i64,
-    claimed_until: i64,
+row! {
+    /// A row of `slo_queue`, as stored (its id included).
+    #[derive(FromRow, PartialEq, Eq)]
+    pub struct StoredSloDelivery {
+        #[sqlx(flatten)]
+        delivery: SloRow,
+        due_at: i64,
+        claimed_until: i64,
+    }
 }
 
 impl Columns for StoredSloDelivery {

@@ -1,24 +1,19 @@
-//! The SQLite backend: the embedded default. WAL mode, and every write is on disk (the WAL file
-//! `fsync`ed) before the call returns, so a ticket that was handed out survives a crash of the
-//! process or the machine; `DELETE … RETURNING` makes every take atomic. The one exception is the
-//! single-logout record of a validation ([`Store::put_service_access`]), committed before the call
-//! returns and `fsync`ed just after.
+//! The SQLite backend: the embedded default. WAL mode, and every write is on disk (committed, the
+//! WAL file `fsync`ed) before the call returns, so a ticket that was handed out survives a crash of
+//! the process or the machine; `DELETE … RETURNING` makes every take atomic.
 //!
-//! Durability is a group commit: SQLite commits without syncing (`synchronous = NORMAL`, which in
-//! WAL mode keeps the database consistent but not durable), and each write then waits for an
-//! `fsync` of the WAL file that started after its commit. One `fsync` covers every commit made
-//! before it began, so under load many writes share one, where `synchronous = FULL` paid one per
-//! commit, one commit at a time.
+//! Writes queue for one writer thread, which commits all those waiting in one transaction (a
+//! savepoint each) and one `fsync`: see [`engine`].
 
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod engine;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use rusqlite::types::{ToSqlOutput, Value};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use tessera_protocol::cas::proxy::ProxyGrantingTicket;
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::oidc::grant::{parse_scope, scope_string};
@@ -33,9 +28,9 @@ use crate::oidc_rows::{
     CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
 };
 use crate::rows::{
-    conflict_as, ended_sessions, is_unique_violation, to_json, ts, FailureRow, PgtRow,
-    ServicePolicyColumns, ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow,
-    SessionRow, SloRow, UserRow, SESSION_COLUMNS, SLO_COLUMNS,
+    ended_sessions, millis, to_json, ts, FailureRow, FromSqlite, PgtRow, ServicePolicyColumns,
+    ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow, SessionRow, SloRow, UserRow,
+    PGT_COLUMNS, SERVICE_COLUMNS, SERVICE_TICKET_COLUMNS, SESSION_COLUMNS, SLO_COLUMNS,
 };
 use crate::rows::{Cell, Table, MAX_BINDS};
 use crate::snapshot::{
@@ -45,85 +40,17 @@ use crate::{
     CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SessionTouch,
     SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
+use engine::Engine;
 
-/// A store in one SQLite database file.
-///
-/// Reads go to a pool of connections; every write goes through one writer connection. SQLite lets
-/// one writer in at a time anyway: with writes spread over the pool, the losers of that race slept
-/// in SQLite's busy handler (a millisecond and more each time), while queueing for the one writer
-/// connection costs nothing but the wait for the commit in front.
+/// A store in one SQLite database file (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
-    writer: SqlitePool,
-    /// `pool` and `writer` are the same pool (an in-memory database).
-    shared: bool,
-    wal: Arc<WalSync>,
-}
-
-/// The group commit of the WAL file (see the module documentation).
-#[derive(Debug)]
-struct WalSync {
-    /// The `-wal` file; `None` for an in-memory database, which has nothing to make durable.
-    path: Option<PathBuf>,
-    /// Writes finished (committed or failed), numbered from 1.
-    finished: AtomicU64,
-    /// Every write numbered up to this one is on disk.
-    synced: AtomicU64,
-    /// `fsync`s made (fewer than writes under load: that is the point).
-    fsyncs: AtomicU64,
-    /// One `fsync` at a time; the writes waiting here are those the running one may not cover.
-    turn: tokio::sync::Mutex<()>,
-}
-
-impl WalSync {
-    fn new(path: Option<PathBuf>) -> Self {
-        Self {
-            path,
-            finished: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-            fsyncs: AtomicU64::new(0),
-            turn: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// Returns once everything committed before this call is on disk.
-    async fn after_write(&self) -> StoreResult<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let mine = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
-        let _turn = self.turn.lock().await;
-        if self.synced.load(Ordering::SeqCst) >= mine {
-            return Ok(()); // an fsync that began after our commit has finished
-        }
-        // Every write numbered up to `upto` has committed: the fsync below covers them all.
-        let upto = self.finished.load(Ordering::SeqCst);
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || sync_wal(&path))
-            .await
-            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
-            .map_err(sqlx::Error::Io)?;
-        self.synced.fetch_max(upto, Ordering::SeqCst);
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// `fsync`s the WAL file, opened anew each time: SQLite deletes it when its last connection closes
-/// (after checkpointing it into the database file, synced) and makes a new one later. No WAL file
-/// means every commit is already in the synced database file.
-fn sync_wal(path: &Path) -> std::io::Result<()> {
-    match std::fs::File::open(path) {
-        Ok(file) => file.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+    engine: Arc<Engine>,
 }
 
 impl SqliteStore {
     /// Opens (creating it and its directory if needed) and migrates the database at `url`
-    /// (`sqlite://path/to/file.db`).
+    /// (`sqlite://path/to/file.db`, or `sqlite::memory:` for one that lives in the process).
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let bad = |reason: &str| StoreError::BadUrl {
             url: url.to_owned(),
@@ -133,12 +60,12 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| bad("expected sqlite://PATH"))?;
-        let path = path.split('?').next().unwrap_or(path);
+        let path = path.split('?').next().unwrap_or(path).to_owned();
         if path.is_empty() {
             return Err(bad("no file path after sqlite://"));
         }
         if path != ":memory:" {
-            if let Some(dir) = Path::new(path)
+            if let Some(dir) = Path::new(&path)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
             {
@@ -146,139 +73,135 @@ impl SqliteStore {
                     .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
             }
         }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| bad(&e.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        // A connection to a local file cannot go stale: sqlx's default check before handing one
-        // out (a round trip to the connection's thread on every acquire) buys nothing here.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        // An in-memory database lives in its connections: readers and writer must share them.
-        let shared = path == ":memory:";
-        let pool = if shared {
-            writer.clone()
-        } else {
-            // A few readers: more only added threads for the two cores to switch between.
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await?
-        };
-        let wal = WalSync::new((!shared).then(|| PathBuf::from(format!("{path}-wal"))));
+        let engine = tokio::task::spawn_blocking(move || Engine::open(&path))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the database stopped: {e}")))??;
         Ok(Self {
-            pool,
-            writer,
-            shared,
-            wal: Arc::new(wal),
+            engine: Arc::new(engine),
         })
+    }
+
+    /// Runs `work` as one write: committed and on disk before this returns, undone if it fails.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.engine.write(Box::new(work)).await
+    }
+
+    /// Runs `work` on a reader connection.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.engine.read(Box::new(work)).await
     }
 }
 
-impl SqliteStore {
-    /// `result` of a write, returned once the write is on disk (whether it succeeded or not:
-    /// a failed call may still have committed part of its work).
-    async fn durable<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
-        self.wal.after_write().await?;
-        result
-    }
+/// Runs one statement; the number of rows it changed.
+fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResult<usize> {
+    Ok(c.prepare_cached(sql)?.execute(params)?)
+}
 
-    /// Runs `write` (one statement, in a transaction of its own), or with a `touch`, runs it and
-    /// the touch of session `session_id` in one transaction.
-    async fn execute_touching<'q>(
-        &self,
-        write: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-        session_id: &str,
-        touch: Option<SessionTouch>,
-    ) -> StoreResult<()> {
-        let Some(touch) = touch else {
-            write.execute(&self.writer).await?;
-            return Ok(());
-        };
-        let mut tx = self.writer.begin().await?;
-        write.execute(&mut *tx).await?;
-        touch_in(&mut tx, session_id, touch).await?;
-        tx.commit().await?;
-        Ok(())
-    }
+/// The first row a statement returns, if any.
+fn one<T: FromSqlite>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Option<T>> {
+    Ok(c.prepare_cached(sql)?
+        .query_row(params, |row| T::read(row))
+        .optional()?)
+}
 
-    /// `result` of a write that no client is handed anything for, returned as soon as it is
-    /// committed: it survives the process being killed at once, and the `fsync` that makes it
-    /// survive a power cut too runs in the background (milliseconds later) instead of on the
-    /// caller's time.
-    fn durable_soon<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
-        let wal = self.wal.clone();
-        tokio::spawn(async move {
-            if let Err(e) = wal.after_write().await {
-                tracing::error!(error = %e, "could not sync the SQLite write-ahead log");
-            }
-        });
-        result
-    }
+/// Every row a statement returns.
+fn all<T: FromSqlite>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |row| T::read(row))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
 
-    /// [`durable`](Self::durable), except that a call which `wrote_nothing` (a take that found no
-    /// row, a claim that matched none) returns at once: a guessed ticket or an idle poll costs no
-    /// `fsync`.
-    async fn durable_unless<T>(
-        &self,
-        result: StoreResult<T>,
-        wrote_nothing: impl FnOnce(&T) -> bool,
-    ) -> StoreResult<T> {
-        if result.as_ref().is_ok_and(wrote_nothing) {
-            return result;
+/// The first column of the first row a statement returns, if any.
+fn scalar<T: rusqlite::types::FromSql>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Option<T>> {
+    Ok(c.prepare_cached(sql)?
+        .query_row(params, |row| row.get(0))
+        .optional()?)
+}
+
+/// Maps a unique violation to [`StoreError::Conflict`] naming `what`, anything else as is.
+fn conflict_as(what: impl FnOnce() -> String) -> impl FnOnce(StoreError) -> StoreError {
+    move |e| match e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, _))
+            if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict(what())
         }
-        self.durable(result).await
+        other => other,
+    }
+}
+
+impl ToSql for Cell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Cell::Text(v) => v.to_sql(),
+            Cell::OptText(v) => v.to_sql(),
+            Cell::Int(v) => v.to_sql(),
+            Cell::OptInt(v) => v.to_sql(),
+            Cell::Bool(v) => v.to_sql(),
+        }
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        sqlx::query_as::<_, UserRow>(
-            "SELECT username, password_hash, attributes FROM users WHERE username = ?",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(UserRecord::try_from)
-        .transpose()
+        let username = username.to_owned();
+        self.read(move |c| {
+            one::<UserRow>(
+                c,
+                "SELECT username, password_hash, attributes FROM users WHERE username = ?",
+                [&username],
+            )?
+            .map(UserRecord::try_from)
+            .transpose()
+        })
+        .await
     }
 
     async fn put_user(&self, user: &UserRecord, now: Timestamp) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query("INSERT INTO users (username, password_hash, attributes, created_at) VALUES (?, ?, ?, ?)")
-                .bind(&user.username)
-                .bind(&user.password_hash)
-                .bind(to_json(&user.attributes))
-                .bind(ts(now))
-                .execute(&self.writer)
-                .await
-                .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("user {}", user.username)) } else { e.into() })?;
+        let user = user.clone();
+        self.write(move |c| {
+            exec(
+                c,
+                "INSERT INTO users (username, password_hash, attributes, created_at) VALUES (?, ?, ?, ?)",
+                params![user.username, user.password_hash, to_json(&user.attributes), ts(now)],
+            )
+            .map_err(conflict_as(|| format!("user {}", user.username)))?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn put_password_hash(&self, username: &str, password_hash: &str) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
-                .bind(password_hash)
-                .bind(username)
-                .execute(&self.writer)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        }
-        .await;
-        self.durable(result).await
+        let (username, password_hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |c| {
+            let n = exec(
+                c,
+                "UPDATE users SET password_hash = ? WHERE username = ?",
+                [&password_hash, &username],
+            )?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn put_user_attributes(
@@ -286,134 +209,134 @@ impl Store for SqliteStore {
         username: &str,
         attributes: &Attributes,
     ) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let done = sqlx::query("UPDATE users SET attributes = ? WHERE username = ?")
-                .bind(to_json(attributes))
-                .bind(username)
-                .execute(&self.writer)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        }
-        .await;
-        self.durable(result).await
+        let (username, attributes) = (username.to_owned(), to_json(attributes));
+        self.write(move |c| {
+            let n = exec(
+                c,
+                "UPDATE users SET attributes = ? WHERE username = ?",
+                [&attributes, &username],
+            )?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn delete_user(&self, username: &str, now: Timestamp) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let mut tx = self.writer.begin().await?;
-            end_sessions(&mut tx, Ended::OfUser(username), now).await?;
-            let done = sqlx::query("DELETE FROM users WHERE username = ?")
-                .bind(username)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(done.rows_affected() == 1)
-        }
-        .await;
-        self.durable(result).await
+        let username = username.to_owned();
+        self.write(move |c| {
+            end_sessions(c, &Ended::OfUser(username.clone()), now)?;
+            Ok(exec(c, "DELETE FROM users WHERE username = ?", [&username])? == 1)
+        })
+        .await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserRecord>> {
-        sqlx::query_as::<_, UserRow>(
-            "SELECT username, password_hash, attributes FROM users ORDER BY username",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(UserRecord::try_from)
-        .collect()
+        self.read(|c| {
+            all::<UserRow>(
+                c,
+                "SELECT username, password_hash, attributes FROM users ORDER BY username",
+                [],
+            )?
+            .into_iter()
+            .map(UserRecord::try_from)
+            .collect()
+        })
+        .await
     }
 
     async fn list_services(&self) -> StoreResult<Vec<RegisteredService>> {
-        sqlx::query_as::<_, ServiceRow>(
-            "SELECT name, pattern_kind, pattern, enabled, release_mode, release_rules, username_attribute, \
-             requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target, theme, description \
-             FROM services ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(RegisteredService::try_from)
-        .collect()
+        self.read(|c| {
+            all::<ServiceRow>(
+                c,
+                &format!("SELECT {SERVICE_COLUMNS} FROM services ORDER BY name"),
+                [],
+            )?
+            .into_iter()
+            .map(RegisteredService::try_from)
+            .collect()
+        })
+        .await
     }
 
     async fn put_service(&self, s: &RegisteredService) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            let policy = ServicePolicyColumns::of(s);
-            sqlx::query(
-                "INSERT INTO services (name, pattern_kind, pattern, enabled, release_mode, release_rules, \
-                 username_attribute, requirements, sso, logout_url, logout_type, proxy_callback_kind, proxy_callback, proxy_target, \
-                 theme, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        let s = s.clone();
+        self.write(move |c| {
+            let policy = ServicePolicyColumns::of(&s);
+            exec(
+                c,
+                &format!(
+                    "INSERT INTO services ({SERVICE_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params![
+                    s.name,
+                    s.pattern.kind(),
+                    s.pattern.source(),
+                    s.enabled,
+                    policy.release_mode,
+                    policy.release_rules,
+                    s.username_attribute,
+                    policy.requirements,
+                    s.sso,
+                    s.logout_url,
+                    s.logout_type.as_str(),
+                    s.proxy_callback.as_ref().map(ServicePattern::kind),
+                    s.proxy_callback.as_ref().map(ServicePattern::source),
+                    s.proxy_target,
+                    s.theme,
+                    s.description,
+                ],
             )
-            .bind(&s.name)
-            .bind(s.pattern.kind())
-            .bind(s.pattern.source())
-            .bind(s.enabled)
-            .bind(policy.release_mode)
-            .bind(&policy.release_rules)
-            .bind(&s.username_attribute)
-            .bind(&policy.requirements)
-            .bind(s.sso)
-            .bind(&s.logout_url)
-            .bind(s.logout_type.as_str())
-            .bind(s.proxy_callback.as_ref().map(ServicePattern::kind))
-            .bind(s.proxy_callback.as_ref().map(|p| p.source().to_owned()))
-            .bind(s.proxy_target)
-            .bind(&s.theme)
-            .bind(&s.description)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("service {}", s.name)) } else { e.into() })?;
+            .map_err(conflict_as(|| format!("service {}", s.name)))?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn delete_service(&self, name: &str) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let done = sqlx::query("DELETE FROM services WHERE name = ?")
-                .bind(name)
-                .execute(&self.writer)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        }
-        .await;
-        self.durable(result).await
+        let name = name.to_owned();
+        self.write(move |c| Ok(exec(c, "DELETE FROM services WHERE name = ?", [&name])? == 1))
+            .await
     }
 
     async fn put_session(&self, s: &SsoSession, expires_at: Timestamp) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query(
-                "INSERT INTO sessions (id, tgt_key, username, attributes, authenticated_at, last_used_at, long_term, \
-                 warn, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(s.id.as_str())
-            .bind(s.tgt.as_str())
-            .bind(&s.username)
-            .bind(to_json(&s.attributes))
-            .bind(ts(s.authenticated_at))
-            .bind(ts(s.last_used_at))
-            .bind(s.long_term)
-            .bind(s.warn)
-            .bind(ts(expires_at))
-            .execute(&self.writer)
-            .await?;
+        let s = s.clone();
+        self.write(move |c| {
+            exec(
+                c,
+                &format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}, expires_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params![
+                    s.id.as_str(),
+                    s.tgt.as_str(),
+                    s.username,
+                    to_json(&s.attributes),
+                    ts(s.authenticated_at),
+                    ts(s.last_used_at),
+                    s.long_term,
+                    s.warn,
+                    ts(expires_at),
+                ],
+            )?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn get_session(&self, tgt: &TicketKey) -> StoreResult<Option<SsoSession>> {
-        sqlx::query_as::<_, SessionRow>(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE tgt_key = ?"
-        ))
-        .bind(tgt.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(SsoSession::try_from)
-        .transpose()
+        let tgt = tgt.as_str().to_owned();
+        self.read(move |c| {
+            one::<SessionRow>(
+                c,
+                &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tgt_key = ?"),
+                [&tgt],
+            )?
+            .map(SsoSession::try_from)
+            .transpose()
+        })
+        .await
     }
 
     async fn touch_session(
@@ -422,16 +345,12 @@ impl Store for SqliteStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            let mut conn = self.writer.acquire().await?;
-            let touch = SessionTouch {
-                at: now,
-                expires_at,
-            };
-            touch_in(&mut conn, id.as_str(), touch).await
-        }
-        .await;
-        self.durable(result).await
+        let id = id.as_str().to_owned();
+        let touch = SessionTouch {
+            at: now,
+            expires_at,
+        };
+        self.write(move |c| touch_in(c, &id, touch)).await
     }
 
     async fn take_session(
@@ -439,14 +358,9 @@ impl Store for SqliteStore {
         tgt: &TicketKey,
         now: Timestamp,
     ) -> StoreResult<Option<EndedSession>> {
-        let result: StoreResult<Option<EndedSession>> = async {
-            let mut tx = self.writer.begin().await?;
-            let ended = end_sessions(&mut tx, Ended::Tgt(tgt.as_str()), now).await?;
-            tx.commit().await?;
-            Ok(ended.into_iter().next())
-        }
-        .await;
-        self.durable(result).await
+        let which = Ended::Tgt(tgt.as_str().to_owned());
+        self.write(move |c| Ok(end_sessions(c, &which, now)?.into_iter().next()))
+            .await
     }
 
     async fn take_session_by_id(
@@ -454,26 +368,27 @@ impl Store for SqliteStore {
         id: &SessionId,
         now: Timestamp,
     ) -> StoreResult<Option<EndedSession>> {
-        let result: StoreResult<Option<EndedSession>> = async {
-            let mut tx = self.writer.begin().await?;
-            let ended = end_sessions(&mut tx, Ended::Id(id.as_str()), now).await?;
-            tx.commit().await?;
-            Ok(ended.into_iter().next())
-        }
-        .await;
-        self.durable(result).await
+        let which = Ended::Id(id.as_str().to_owned());
+        self.write(move |c| Ok(end_sessions(c, &which, now)?.into_iter().next()))
+            .await
     }
 
     async fn list_sessions(&self, username: Option<&str>) -> StoreResult<Vec<SsoSession>> {
-        sqlx::query_as::<_, SessionRow>(&format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE (?1 IS NULL OR username = ?1) ORDER BY authenticated_at"
-        ))
-        .bind(username)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(SsoSession::try_from)
-        .collect()
+        let username = username.map(str::to_owned);
+        self.read(move |c| {
+            all::<SessionRow>(
+                c,
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions \
+                     WHERE (?1 IS NULL OR username = ?1) ORDER BY authenticated_at"
+                ),
+                [&username],
+            )?
+            .into_iter()
+            .map(SsoSession::try_from)
+            .collect()
+        })
+        .await
     }
 
     async fn put_service_ticket(
@@ -481,136 +396,145 @@ impl Store for SqliteStore {
         t: &ServiceTicket,
         touch: Option<SessionTouch>,
     ) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            let insert = sqlx::query(
-                "INSERT INTO service_tickets (ticket_key, service, session_id, username, attributes, from_new_login, \
-                 long_term, authenticated_at, expires_at, proxies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(t.key.as_str())
-            .bind(t.service.as_str())
-            .bind(t.session_id.as_str())
-            .bind(&t.username)
-            .bind(to_json(&t.attributes))
-            .bind(t.from_new_login)
-            .bind(t.long_term)
-            .bind(ts(t.authenticated_at))
-            .bind(ts(t.expires_at))
-            .bind(to_json(&t.proxies));
-            self.execute_touching(insert, t.session_id.as_str(), touch).await
-        }
-        .await;
-        self.durable(result).await
+        let t = t.clone();
+        self.write(move |c| {
+            exec(
+                c,
+                &format!(
+                    "INSERT INTO service_tickets ({SERVICE_TICKET_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params![
+                    t.key.as_str(),
+                    t.service.as_str(),
+                    t.session_id.as_str(),
+                    t.username,
+                    to_json(&t.attributes),
+                    t.from_new_login,
+                    t.long_term,
+                    ts(t.authenticated_at),
+                    ts(t.expires_at),
+                    to_json(&t.proxies),
+                ],
+            )?;
+            touch.map_or(Ok(()), |touch| touch_in(c, t.session_id.as_str(), touch))
+        })
+        .await
     }
 
     async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
-        let result: StoreResult<Option<ServiceTicket>> = async {
-            sqlx::query_as::<_, ServiceTicketRow>(
-                "DELETE FROM service_tickets WHERE ticket_key = ? RETURNING ticket_key, service, session_id, username, \
-                 attributes, from_new_login, long_term, authenticated_at, expires_at, proxies",
-            )
-            .bind(key.as_str())
-            .fetch_optional(&self.writer)
-            .await?
+        let key = key.as_str().to_owned();
+        self.write(move |c| {
+            one::<ServiceTicketRow>(
+                c,
+                &format!(
+                    "DELETE FROM service_tickets WHERE ticket_key = ? \
+                     RETURNING {SERVICE_TICKET_COLUMNS}"
+                ),
+                [&key],
+            )?
             .map(ServiceTicket::try_from)
             .transpose()
-        }
-        .await;
-        self.durable_unless(result, Option::is_none).await
+        })
+        .await
     }
 
     async fn put_service_access(&self, session: &SessionId, a: &ServiceAccess) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
+        let (session, a) = (session.as_str().to_owned(), a.clone());
+        self.write(move |c| {
             // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
-            sqlx::query(
+            exec(
+                c,
                 "INSERT INTO session_services (session_id, service, ticket, validated_at) \
                  SELECT id, ?, ?, ? FROM sessions WHERE id = ? \
-                 ON CONFLICT (session_id, service) DO UPDATE SET ticket = excluded.ticket, validated_at = excluded.validated_at",
-            )
-            .bind(&a.service)
-            .bind(&a.ticket)
-            .bind(ts(a.validated_at))
-            .bind(session.as_str())
-            .execute(&self.writer)
-            .await?;
+                 ON CONFLICT (session_id, service) DO UPDATE SET ticket = excluded.ticket, \
+                 validated_at = excluded.validated_at",
+                params![a.service, a.ticket, ts(a.validated_at), session],
+            )?;
             Ok(())
-        }
-        .await;
-        // What single logout needs; the ticket's holder was answered by then either way.
-        self.durable_soon(result)
+        })
+        .await
     }
 
     async fn put_proxy_granting_ticket(&self, p: &ProxyGrantingTicket) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query(
-                "INSERT INTO proxy_granting_tickets (ticket_key, session_id, username, attributes, authenticated_at, \
-                 long_term, proxies, expires_at) SELECT ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
-            )
-            .bind(p.key.as_str())
-            .bind(&p.username)
-            .bind(to_json(&p.attributes))
-            .bind(ts(p.authenticated_at))
-            .bind(p.long_term)
-            .bind(to_json(&p.proxies))
-            .bind(ts(p.expires_at))
-            .bind(p.session_id.as_str())
-            .execute(&self.writer)
-            .await?;
+        let p = p.clone();
+        self.write(move |c| {
+            exec(
+                c,
+                &format!(
+                    "INSERT INTO proxy_granting_tickets ({PGT_COLUMNS}) \
+                     SELECT ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?"
+                ),
+                params![
+                    p.key.as_str(),
+                    p.username,
+                    to_json(&p.attributes),
+                    ts(p.authenticated_at),
+                    p.long_term,
+                    to_json(&p.proxies),
+                    ts(p.expires_at),
+                    p.session_id.as_str(),
+                ],
+            )?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn get_proxy_granting_ticket(
         &self,
         key: &TicketKey,
     ) -> StoreResult<Option<ProxyGrantingTicket>> {
-        sqlx::query_as::<_, PgtRow>(
-            "SELECT ticket_key, session_id, username, attributes, authenticated_at, long_term, proxies, expires_at \
-             FROM proxy_granting_tickets WHERE ticket_key = ?",
-        )
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(ProxyGrantingTicket::try_from)
-        .transpose()
+        let key = key.as_str().to_owned();
+        self.read(move |c| {
+            one::<PgtRow>(
+                c,
+                &format!("SELECT {PGT_COLUMNS} FROM proxy_granting_tickets WHERE ticket_key = ?"),
+                [&key],
+            )?
+            .map(ProxyGrantingTicket::try_from)
+            .transpose()
+        })
+        .await
     }
 
     async fn put_login_ticket(&self, key: &TicketKey, expires_at: Timestamp) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query("INSERT INTO login_tickets (ticket_key, expires_at) VALUES (?, ?)")
-                .bind(key.as_str())
-                .bind(ts(expires_at))
-                .execute(&self.writer)
-                .await?;
+        let key = key.as_str().to_owned();
+        self.write(move |c| {
+            exec(
+                c,
+                "INSERT INTO login_tickets (ticket_key, expires_at) VALUES (?, ?)",
+                params![key, ts(expires_at)],
+            )?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn take_login_ticket(&self, key: &TicketKey, now: Timestamp) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let expires_at: Option<i64> = sqlx::query_scalar(
+        let key = key.as_str().to_owned();
+        self.write(move |c| {
+            let expires_at: Option<i64> = scalar(
+                c,
                 "DELETE FROM login_tickets WHERE ticket_key = ? RETURNING expires_at",
-            )
-            .bind(key.as_str())
-            .fetch_optional(&self.writer)
-            .await?;
+                [&key],
+            )?;
             Ok(expires_at.is_some_and(|e| e > ts(now)))
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
-        Ok(sqlx::query_as::<_, FailureRow>(
-            "SELECT failures, first_at, last_at FROM login_failures WHERE throttle_key = ?",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Into::into))
+        let key = key.to_owned();
+        self.read(move |c| {
+            Ok(one::<FailureRow>(
+                c,
+                "SELECT failures, first_at, last_at FROM login_failures WHERE throttle_key = ?",
+                [&key],
+            )?
+            .map(Into::into))
+        })
+        .await
     }
 
     async fn record_login_failure(
@@ -619,37 +543,35 @@ impl Store for SqliteStore {
         now: Timestamp,
         window: Duration,
     ) -> StoreResult<LoginFailures> {
-        let result: StoreResult<LoginFailures> = async {
-            let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-            let row = sqlx::query_as::<_, FailureRow>(
+        let key = key.to_owned();
+        self.write(move |c| {
+            let row = one::<FailureRow>(
+                c,
                 "INSERT INTO login_failures (throttle_key, failures, first_at, last_at) VALUES (?1, 1, ?2, ?2) \
                  ON CONFLICT (throttle_key) DO UPDATE SET \
                    failures = CASE WHEN ?2 - last_at > ?3 THEN 1 ELSE failures + 1 END, \
                    first_at = CASE WHEN ?2 - last_at > ?3 THEN ?2 ELSE first_at END, \
                    last_at = ?2 \
                  RETURNING failures, first_at, last_at",
-            )
-            .bind(key)
-            .bind(ts(now))
-            .bind(window_ms)
-            .fetch_one(&self.writer)
-            .await?;
+                params![key, ts(now), millis(window)],
+            )?
+            .ok_or_else(|| StoreError::Corrupt("login failure upsert returned no row".into()))?;
             Ok(row.into())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn delete_login_failures(&self, key: &str) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query("DELETE FROM login_failures WHERE throttle_key = ?")
-                .bind(key)
-                .execute(&self.writer)
-                .await?;
+        let key = key.to_owned();
+        self.write(move |c| {
+            exec(
+                c,
+                "DELETE FROM login_failures WHERE throttle_key = ?",
+                [&key],
+            )?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn claim_slo_deliveries(
@@ -658,148 +580,144 @@ impl Store for SqliteStore {
         lease: Duration,
         limit: u32,
     ) -> StoreResult<Vec<SloDelivery>> {
-        let result: StoreResult<Vec<SloDelivery>> = async {
+        self.write(move |c| {
             // One statement: of two nodes claiming at once, each row goes to one of them.
-            sqlx::query_as::<_, SloRow>(&format!(
-                "UPDATE slo_queue SET claimed_until = ?1, attempts = attempts + 1 WHERE id IN \
-                 (SELECT id FROM slo_queue WHERE due_at <= ?2 AND claimed_until <= ?2 ORDER BY due_at, id LIMIT ?3) \
-                 RETURNING {SLO_COLUMNS}",
-            ))
-            .bind(ts(now.plus(lease)))
-            .bind(ts(now))
-            .bind(i64::from(limit))
-            .fetch_all(&self.writer)
-            .await
-            .map(|rows| rows.into_iter().map(Into::into).collect())
-            .map_err(Into::into)
-        }
-        .await;
-        self.durable_unless(result, Vec::is_empty).await
+            let rows = all::<SloRow>(
+                c,
+                &format!(
+                    "UPDATE slo_queue SET claimed_until = ?1, attempts = attempts + 1 WHERE id IN \
+                     (SELECT id FROM slo_queue WHERE due_at <= ?2 AND claimed_until <= ?2 \
+                      ORDER BY due_at, id LIMIT ?3) \
+                     RETURNING {SLO_COLUMNS}"
+                ),
+                params![ts(now.plus(lease)), ts(now), i64::from(limit)],
+            )?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
     }
 
     async fn delete_slo_delivery(&self, id: i64) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query("DELETE FROM slo_queue WHERE id = ?")
-                .bind(id)
-                .execute(&self.writer)
-                .await?;
+        self.write(move |c| {
+            exec(c, "DELETE FROM slo_queue WHERE id = ?", [id])?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn retry_slo_delivery(&self, id: i64, due_at: Timestamp, error: &str) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query(
+        let error = error.to_owned();
+        self.write(move |c| {
+            exec(
+                c,
                 "UPDATE slo_queue SET due_at = ?, claimed_until = 0, last_error = ? WHERE id = ?",
-            )
-            .bind(ts(due_at))
-            .bind(error)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+                params![ts(due_at), error, id],
+            )?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn list_slo_deliveries(&self) -> StoreResult<Vec<SloDelivery>> {
-        Ok(sqlx::query_as::<_, SloRow>(
-            &format!("SELECT {SLO_COLUMNS} FROM slo_queue ORDER BY id",),
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect())
+        self.read(|c| {
+            let rows = all::<SloRow>(
+                c,
+                &format!("SELECT {SLO_COLUMNS} FROM slo_queue ORDER BY id"),
+                [],
+            )?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        })
+        .await
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<OidcClient>> {
-        sqlx::query_as::<_, ClientRow>(&format!(
-            "SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(OidcClient::try_from)
-        .collect()
+        self.read(|c| {
+            all::<ClientRow>(
+                c,
+                &format!("SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY id"),
+                [],
+            )?
+            .into_iter()
+            .map(OidcClient::try_from)
+            .collect()
+        })
+        .await
     }
 
-    async fn put_client(&self, c: &OidcClient) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            let cols = ClientColumns::of(c);
-            sqlx::query(&format!(
-                "INSERT INTO oidc_clients ({CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(&c.id)
-            .bind(&c.name)
-            .bind(cols.secret_sha256)
-            .bind(cols.redirect_uris)
-            .bind(cols.post_logout_redirect_uris)
-            .bind(cols.scopes)
-            .bind(&c.backchannel_logout_uri)
-            .bind(c.signing_alg.as_str())
-            .bind(c.consent)
-            .bind(cols.release_mode)
-            .bind(cols.release_rules)
-            .bind(c.enabled)
-            .execute(&self.writer)
-            .await
-            .map_err(conflict_as(|| format!("client {}", c.id)))?;
+    async fn put_client(&self, client: &OidcClient) -> StoreResult<()> {
+        let client = client.clone();
+        self.write(move |c| {
+            let cols = ClientColumns::of(&client);
+            exec(
+                c,
+                &format!(
+                    "INSERT INTO oidc_clients ({CLIENT_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params![
+                    client.id,
+                    client.name,
+                    cols.secret_sha256,
+                    cols.redirect_uris,
+                    cols.post_logout_redirect_uris,
+                    cols.scopes,
+                    client.backchannel_logout_uri,
+                    client.signing_alg.as_str(),
+                    client.consent,
+                    cols.release_mode,
+                    cols.release_rules,
+                    client.enabled,
+                ],
+            )
+            .map_err(conflict_as(|| format!("client {}", client.id)))?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn delete_client(&self, id: &str) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let mut tx = self.writer.begin().await?;
-            let done = sqlx::query("DELETE FROM oidc_clients WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let id = id.to_owned();
+        self.write(move |c| {
+            let n = exec(c, "DELETE FROM oidc_clients WHERE id = ?", [&id])?;
             for sql in [
                 "DELETE FROM oidc_grants WHERE client_id = ?",
                 "DELETE FROM oidc_codes WHERE client_id = ?",
                 "DELETE FROM oidc_consents WHERE client_id = ?",
             ] {
-                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+                exec(c, sql, [&id])?;
             }
-            tx.commit().await?;
-            Ok(done.rows_affected() == 1)
-        }
-        .await;
-        self.durable(result).await
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn put_authorization_code(
         &self,
-        c: &AuthorizationCode,
+        code: &AuthorizationCode,
         touch: Option<SessionTouch>,
     ) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            let insert = sqlx::query(
-                "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
-                 session_id, username, attributes, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(c.key.as_str())
-            .bind(&c.client_id)
-            .bind(&c.redirect_uri)
-            .bind(scope_string(&c.scope))
-            .bind(&c.nonce)
-            .bind(&c.code_challenge)
-            .bind(c.session_id.as_str())
-            .bind(&c.username)
-            .bind(to_json(&c.attributes))
-            .bind(ts(c.auth_time))
-            .bind(ts(c.expires_at));
-            self.execute_touching(insert, c.session_id.as_str(), touch).await
-        }
-        .await;
-        self.durable(result).await
+        let code = code.clone();
+        self.write(move |c| {
+            exec(
+                c,
+                &format!("INSERT INTO oidc_codes ({CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                params![
+                    code.key.as_str(),
+                    code.client_id,
+                    code.redirect_uri,
+                    scope_string(&code.scope),
+                    code.nonce,
+                    code.code_challenge,
+                    code.session_id.as_str(),
+                    code.username,
+                    to_json(&code.attributes),
+                    ts(code.auth_time),
+                    ts(code.expires_at),
+                ],
+            )?;
+            touch.map_or(Ok(()), |touch| touch_in(c, code.session_id.as_str(), touch))
+        })
+        .await
     }
 
     async fn redeem_authorization_code(
@@ -807,42 +725,36 @@ impl Store for SqliteStore {
         key: &TicketKey,
         grant_id: &str,
     ) -> StoreResult<CodeRedemption> {
-        let result: StoreResult<CodeRedemption> = async {
+        let (key, grant_id) = (key.as_str().to_owned(), grant_id.to_owned());
+        self.write(move |c| {
             // The conditional update is the compare-and-set: of two redemptions, one binds the code.
-            let mut tx = self.writer.begin().await?;
-            let fresh = sqlx::query_as::<_, CodeRow>(&format!(
-                "UPDATE oidc_codes SET grant_id = ? WHERE code_key = ? AND grant_id IS NULL RETURNING {CODE_COLUMNS}"
-            ))
-            .bind(grant_id)
-            .bind(key.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let outcome = if let Some(row) = fresh {
-                CodeRedemption::Redeemed(Box::new(row.try_into()?))
-            } else {
-                let earlier: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT grant_id FROM oidc_codes WHERE code_key = ?")
-                        .bind(key.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                match earlier {
-                    None => CodeRedemption::Unknown,
-                    Some(earlier) => {
-                        if let Some(earlier) = earlier {
-                            sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
-                                .bind(earlier)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        CodeRedemption::Replayed
+            let fresh = one::<CodeRow>(
+                c,
+                &format!(
+                    "UPDATE oidc_codes SET grant_id = ? WHERE code_key = ? AND grant_id IS NULL \
+                     RETURNING {CODE_COLUMNS}"
+                ),
+                [&grant_id, &key],
+            )?;
+            if let Some(row) = fresh {
+                return Ok(CodeRedemption::Redeemed(Box::new(row.try_into()?)));
+            }
+            let earlier: Option<Option<String>> = scalar(
+                c,
+                "SELECT grant_id FROM oidc_codes WHERE code_key = ?",
+                [&key],
+            )?;
+            Ok(match earlier {
+                None => CodeRedemption::Unknown,
+                Some(earlier) => {
+                    if let Some(earlier) = earlier {
+                        exec(c, "DELETE FROM oidc_grants WHERE id = ?", [&earlier])?;
                     }
+                    CodeRedemption::Replayed
                 }
-            };
-            tx.commit().await?;
-            Ok(outcome)
-        }
-        .await;
-        self.durable(result).await
+            })
+        })
+        .await
     }
 
     async fn put_grant(
@@ -851,60 +763,71 @@ impl Store for SqliteStore {
         access: &AccessToken,
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let mut tx = self.writer.begin().await?;
+        let (g, access, refresh) = (g.clone(), access.clone(), refresh.cloned());
+        self.write(move |c| {
             // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
-            let done = sqlx::query(
+            let n = exec(
+                c,
                 "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, auth_time, \
                  backchannel_logout_uri, created_at) SELECT ?, ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
-            )
-            .bind(&g.id)
-            .bind(&g.client_id)
-            .bind(&g.username)
-            .bind(to_json(&g.attributes))
-            .bind(scope_string(&g.scope))
-            .bind(ts(g.auth_time))
-            .bind(&g.backchannel_logout_uri)
-            .bind(ts(g.created_at))
-            .bind(g.session_id.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
+                params![
+                    g.id,
+                    g.client_id,
+                    g.username,
+                    to_json(&g.attributes),
+                    scope_string(&g.scope),
+                    ts(g.auth_time),
+                    g.backchannel_logout_uri,
+                    ts(g.created_at),
+                    g.session_id.as_str(),
+                ],
+            )?;
+            if n == 0 {
                 return Ok(false);
             }
-            insert_tokens(&mut tx, access, refresh).await?;
-            tx.commit().await?;
+            insert_tokens(c, &access, refresh.as_ref())?;
             Ok(true)
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
-        sqlx::query_as::<_, AccessRow>(&format!(
-            "SELECT t.token_key, t.scope, t.issued_at, t.expires_at, {GRANT_COLUMNS} \
-             FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id WHERE t.token_key = ?"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(TryInto::try_into)
-        .transpose()
+        let key = key.as_str().to_owned();
+        self.read(move |c| {
+            one::<AccessRow>(
+                c,
+                &format!(
+                    "SELECT t.token_key, t.scope, t.issued_at, t.expires_at, {GRANT_COLUMNS} \
+                     FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
+                     WHERE t.token_key = ?"
+                ),
+                [&key],
+            )?
+            .map(TryInto::try_into)
+            .transpose()
+        })
+        .await
     }
 
     async fn get_refresh_token(
         &self,
         key: &TicketKey,
     ) -> StoreResult<Option<(RefreshToken, Grant)>> {
-        sqlx::query_as::<_, RefreshRow>(&format!(
-            "SELECT t.token_key, t.expires_at, t.rotated_at, {GRANT_COLUMNS} \
-             FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id WHERE t.token_key = ?"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(TryInto::try_into)
-        .transpose()
+        let key = key.as_str().to_owned();
+        self.read(move |c| {
+            one::<RefreshRow>(
+                c,
+                &format!(
+                    "SELECT t.token_key, t.expires_at, t.rotated_at, {GRANT_COLUMNS} \
+                     FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
+                     WHERE t.token_key = ?"
+                ),
+                [&key],
+            )?
+            .map(TryInto::try_into)
+            .transpose()
+        })
+        .await
     }
 
     async fn rotate_refresh_token(
@@ -914,50 +837,39 @@ impl Store for SqliteStore {
         access: &AccessToken,
         refresh: &RefreshToken,
     ) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let mut tx = self.writer.begin().await?;
-            let done = sqlx::query(
+        let (old, access, refresh) = (old.as_str().to_owned(), access.clone(), refresh.clone());
+        self.write(move |c| {
+            let n = exec(
+                c,
                 "UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, ?) \
                  WHERE token_key = ? AND grant_id = ?",
-            )
-            .bind(ts(now))
-            .bind(old.as_str())
-            .bind(&refresh.grant_id)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
+                params![ts(now), old, refresh.grant_id],
+            )?;
+            if n == 0 {
                 return Ok(false);
             }
-            insert_tokens(&mut tx, access, Some(refresh)).await?;
-            tx.commit().await?;
+            insert_tokens(c, &access, Some(&refresh))?;
             Ok(true)
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn delete_access_token(&self, key: &TicketKey) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let done = sqlx::query("DELETE FROM oidc_access_tokens WHERE token_key = ?")
-                .bind(key.as_str())
-                .execute(&self.writer)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        }
-        .await;
-        self.durable(result).await
+        let key = key.as_str().to_owned();
+        self.write(move |c| {
+            Ok(exec(
+                c,
+                "DELETE FROM oidc_access_tokens WHERE token_key = ?",
+                [&key],
+            )? == 1)
+        })
+        .await
     }
 
     async fn delete_grant(&self, grant_id: &str) -> StoreResult<bool> {
-        let result: StoreResult<bool> = async {
-            let done = sqlx::query("DELETE FROM oidc_grants WHERE id = ?")
-                .bind(grant_id)
-                .execute(&self.writer)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        }
-        .await;
-        self.durable(result).await
+        let grant_id = grant_id.to_owned();
+        self.write(move |c| Ok(exec(c, "DELETE FROM oidc_grants WHERE id = ?", [&grant_id])? == 1))
+            .await
     }
 
     async fn get_consent(
@@ -965,14 +877,16 @@ impl Store for SqliteStore {
         username: &str,
         client_id: &str,
     ) -> StoreResult<Option<Vec<String>>> {
-        let scope: Option<String> = sqlx::query_scalar(
-            "SELECT scope FROM oidc_consents WHERE username = ? AND client_id = ?",
-        )
-        .bind(username)
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(scope.as_deref().map(parse_scope))
+        let (username, client_id) = (username.to_owned(), client_id.to_owned());
+        self.read(move |c| {
+            let scope: Option<String> = scalar(
+                c,
+                "SELECT scope FROM oidc_consents WHERE username = ? AND client_id = ?",
+                [&username, &client_id],
+            )?;
+            Ok(scope.as_deref().map(parse_scope))
+        })
+        .await
     }
 
     async fn put_consent(
@@ -982,158 +896,168 @@ impl Store for SqliteStore {
         scope: &[String],
         now: Timestamp,
     ) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            sqlx::query(
+        let (username, client_id, scope) = (
+            username.to_owned(),
+            client_id.to_owned(),
+            scope_string(scope),
+        );
+        self.write(move |c| {
+            exec(
+                c,
                 "INSERT INTO oidc_consents (username, client_id, scope, granted_at) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (username, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-            )
-            .bind(username)
-            .bind(client_id)
-            .bind(scope_string(scope))
-            .bind(ts(now))
-            .execute(&self.writer)
-            .await?;
+                params![username, client_id, scope, ts(now)],
+            )?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        sqlx::query_as::<_, KeyRow>(&format!(
-            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"
-        ))
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(SigningKeyRecord::try_from)
-        .collect()
+        self.read(|c| {
+            all::<KeyRow>(
+                c,
+                &format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid"),
+                [],
+            )?
+            .into_iter()
+            .map(SigningKeyRecord::try_from)
+            .collect()
+        })
+        .await
     }
 
     async fn put_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
-        let result: StoreResult<()> = async {
-            let mut tx = self.writer.begin().await?;
-            sqlx::query("UPDATE signing_keys SET retired_at = ?1 WHERE alg = ?2 AND (retired_at IS NULL OR retired_at > ?1)")
-                .bind(ts(k.active_from))
-                .bind(k.alg.as_str())
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&format!(
-                "INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(&k.kid)
-            .bind(k.alg.as_str())
-            .bind(&k.private_pem)
-            .bind(ts(k.created_at))
-            .bind(ts(k.active_from))
-            .bind(ts_opt(k.retired_at))
-            .execute(&mut *tx)
-            .await
+        let k = k.clone();
+        self.write(move |c| {
+            exec(
+                c,
+                "UPDATE signing_keys SET retired_at = ?1 \
+                 WHERE alg = ?2 AND (retired_at IS NULL OR retired_at > ?1)",
+                params![ts(k.active_from), k.alg.as_str()],
+            )?;
+            exec(
+                c,
+                &format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
+                params![
+                    k.kid,
+                    k.alg.as_str(),
+                    k.private_pem,
+                    ts(k.created_at),
+                    ts(k.active_from),
+                    ts_opt(k.retired_at),
+                ],
+            )
             .map_err(conflict_as(|| format!("signing key {}", k.kid)))?;
-            tx.commit().await?;
             Ok(())
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 
     async fn delete_retired_signing_keys(&self, before: Timestamp) -> StoreResult<u64> {
-        let result: StoreResult<u64> = async {
-            let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < ?")
-                .bind(ts(before))
-                .execute(&self.writer)
-                .await?;
-            Ok(done.rows_affected())
-        }
-        .await;
-        self.durable(result).await
+        self.write(move |c| {
+            let n = exec(
+                c,
+                "DELETE FROM signing_keys WHERE retired_at < ?",
+                [ts(before)],
+            )?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
     }
 
     async fn registry_version(&self) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        self.read(|c| {
+            scalar(c, "SELECT version FROM registry_version WHERE id = 1", [])?
+                .ok_or_else(|| StoreError::Corrupt("registry_version has no row".into()))
+        })
+        .await
     }
 
     async fn get_or_put_setting(&self, name: &str, value: &str) -> StoreResult<String> {
-        let result: StoreResult<String> = async {
-            let stored: String = sqlx::query_scalar(
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.write(move |c| {
+            scalar(
+                c,
                 "INSERT INTO settings (name, value) VALUES (?, ?) \
                  ON CONFLICT (name) DO UPDATE SET value = settings.value RETURNING value",
-            )
-            .bind(name)
-            .bind(value)
-            .fetch_one(&self.writer)
-            .await?;
-            Ok(stored)
-        }
-        .await;
-        self.durable(result).await
+                [&name, &value],
+            )?
+            .ok_or_else(|| StoreError::Corrupt(format!("setting {name} was not stored")))
+        })
+        .await
     }
 
     async fn export_all(&self) -> StoreResult<Snapshot> {
-        // One read transaction: in WAL mode it sees every table as of its first read.
-        let mut tx = self.pool.begin().await?;
-        macro_rules! export_tables {
-            ($tx:ident; $($table:ident),*) => {
-                Snapshot { $($table: export_rows(&mut $tx).await?,)* }
-            };
-        }
-        let snapshot = snapshot_tables!(export_tables!(tx));
-        tx.commit().await?;
-        Ok(snapshot)
+        self.read(|c| {
+            // One read transaction: in WAL mode it sees every table as of its first read.
+            c.execute_batch("BEGIN")?;
+            let snapshot = (|| {
+                macro_rules! export_tables {
+                    ($c:ident; $($table:ident),*) => {
+                        Snapshot { $($table: export_rows($c)?,)* }
+                    };
+                }
+                Ok::<_, StoreError>(snapshot_tables!(export_tables!(c)))
+            })();
+            c.execute_batch("COMMIT")?;
+            snapshot
+        })
+        .await
     }
 
     async fn import_all(&self, snapshot: &Snapshot) -> StoreResult<ImportCounts> {
-        let result: StoreResult<ImportCounts> = async {
-            let mut tx = self.writer.begin().await?;
-            let held: Vec<(String, i64)> = sqlx::query_as(&count_rows_sql())
-                .fetch_all(&mut *tx)
-                .await?;
-            refuse_unless_empty(&held)?;
-            macro_rules! import_tables {
-                ($tx:ident, $snapshot:ident; $($table:ident),*) => {
-                    vec![$((stringify!($table), import_rows(&mut $tx, &$snapshot.$table).await?)),*]
-                };
-            }
-            let tables = snapshot_tables!(import_tables!(tx, snapshot));
-            tx.commit().await?;
-            Ok(ImportCounts { tables })
+        macro_rules! plan_tables {
+            ($snapshot:ident; $($table:ident),*) => {
+                vec![$((stringify!($table), insert_plan(&$snapshot.$table))),*]
+            };
         }
-        .await;
-        self.durable(result).await
+        let plans: Vec<(&'static str, Vec<Insert>)> = snapshot_tables!(plan_tables!(snapshot));
+        self.write(move |c| {
+            let mut stmt = c.prepare(&count_rows_sql())?;
+            let held = stmt
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            refuse_unless_empty(&held)?;
+            let mut tables = Vec::with_capacity(plans.len());
+            for (table, inserts) in plans {
+                let mut written = 0;
+                for insert in inserts {
+                    let n = c
+                        .prepare(&insert.sql)?
+                        .execute(rusqlite::params_from_iter(insert.values))?;
+                    written += u64::try_from(n).unwrap_or(u64::MAX);
+                }
+                tables.push((table, written));
+            }
+            Ok(ImportCounts { tables })
+        })
+        .await
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        if !self.engine.writer_alive() {
+            return Err(StoreError::Unavailable(
+                "the SQLite writer has stopped".into(),
+            ));
+        }
+        self.read(|c| {
+            scalar::<i64>(c, "SELECT 1", [])?;
+            Ok(())
+        })
+        .await
     }
 
     fn pool_usage(&self) -> PoolUsage {
-        let pools: &[&SqlitePool] = if self.shared {
-            &[&self.pool]
-        } else {
-            &[&self.pool, &self.writer]
-        };
-        PoolUsage {
-            connections: pools.iter().map(|p| p.size()).sum(),
-            idle: u32::try_from(pools.iter().map(|p| p.num_idle()).sum::<usize>())
-                .unwrap_or(u32::MAX),
-        }
+        self.engine.usage()
     }
 
     async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
-        let result: StoreResult<u64> = async {
-            let window_ms = i64::try_from(failure_window.as_millis()).unwrap_or(i64::MAX);
-            let mut tx = self.writer.begin().await?;
-            let mut n = u64::try_from(
-                end_sessions(&mut tx, Ended::ExpiredBy(ts(now)), now)
-                    .await?
-                    .len(),
-            )
-            .unwrap_or(u64::MAX);
+        self.write(move |c| {
+            let ended = end_sessions(c, &Ended::ExpiredBy(ts(now)), now)?.len();
+            let mut n = u64::try_from(ended).unwrap_or(u64::MAX);
             for (sql, cutoff) in [
                 ("DELETE FROM service_tickets WHERE expires_at <= ?", ts(now)),
                 (
@@ -1152,35 +1076,28 @@ impl Store for SqliteStore {
                 ),
                 (
                     "DELETE FROM login_failures WHERE last_at <= ?",
-                    ts(now).saturating_sub(window_ms),
+                    ts(now).saturating_sub(millis(failure_window)),
                 ),
             ] {
-                n += sqlx::query(sql)
-                    .bind(cutoff)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                n += u64::try_from(exec(c, sql, [cutoff])?).unwrap_or(u64::MAX);
             }
-            tx.commit().await?;
             Ok(n)
-        }
-        .await;
-        self.durable(result).await
+        })
+        .await
     }
 }
 
 /// Which sessions [`end_sessions`] ends.
-#[derive(Clone, Copy)]
-enum Ended<'a> {
-    Tgt(&'a str),
-    Id(&'a str),
-    OfUser(&'a str),
+enum Ended {
+    Tgt(String),
+    Id(String),
+    OfUser(String),
     ExpiredBy(i64),
 }
 
-impl Ended<'_> {
+impl Ended {
     /// The condition on `sessions`, with one `?` parameter.
-    fn condition(self) -> &'static str {
+    fn condition(&self) -> &'static str {
         match self {
             Self::Tgt(_) => "tgt_key = ?",
             Self::Id(_) => "id = ?",
@@ -1189,210 +1106,143 @@ impl Ended<'_> {
         }
     }
 
-    fn bind<'q, O>(
-        self,
-        q: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>
-    where
-        Self: 'q,
-    {
+    /// The value of the condition's parameter.
+    fn value(&self) -> &dyn ToSql {
         match self {
-            Self::Tgt(v) | Self::Id(v) | Self::OfUser(v) => q.bind(v),
-            Self::ExpiredBy(t) => q.bind(t),
+            Self::Tgt(v) | Self::Id(v) | Self::OfUser(v) => v,
+            Self::ExpiredBy(t) => t,
         }
     }
 }
 
-/// Ends the selected sessions inside `tx`: their services, and their OpenID Connect clients with a
-/// back-channel logout URI, move to the single-logout queue (due `now`), their grants (with their
-/// tokens) and unvalidated tickets go with them, and they are returned.
-/// The first statement writes, so SQLite takes the write lock before anything is read.
-async fn end_sessions(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    which: Ended<'_>,
-    now: Timestamp,
-) -> StoreResult<Vec<EndedSession>> {
+/// Ends the selected sessions: their services, and their OpenID Connect clients with a back-channel
+/// logout URI, move to the single-logout queue (due `now`), their grants (with their tokens) and
+/// unvalidated tickets go with them, and they are returned.
+fn end_sessions(c: &Connection, which: &Ended, now: Timestamp) -> StoreResult<Vec<EndedSession>> {
     let cond = which.condition();
-    let queued = format!(
-        "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at) \
-         SELECT ss.session_id, s.username, ss.service, ss.ticket, ?, ? \
-         FROM session_services ss JOIN sessions s ON s.id = ss.session_id WHERE s.{cond} RETURNING id"
-    );
-    which
-        .bind(
-            sqlx::query_as::<_, (i64,)>(&queued)
-                .bind(ts(now))
-                .bind(ts(now)),
-        )
-        .fetch_all(&mut **tx)
-        .await?;
+    let at = ts(now);
+    exec(
+        c,
+        &format!(
+            "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at) \
+             SELECT ss.session_id, s.username, ss.service, ss.ticket, ?, ? \
+             FROM session_services ss JOIN sessions s ON s.id = ss.session_id WHERE s.{cond}"
+        ),
+        params![at, at, which.value()],
+    )?;
     // One back-channel logout per client of the session that registered a logout URI.
-    let queued_clients = format!(
-        "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at, client_id) \
-         SELECT g.session_id, s.username, MIN(g.backchannel_logout_uri), '', ?, ?, g.client_id \
-         FROM oidc_grants g JOIN sessions s ON s.id = g.session_id \
-         WHERE s.{cond} AND g.backchannel_logout_uri IS NOT NULL \
-         GROUP BY g.session_id, g.client_id RETURNING id"
-    );
-    which
-        .bind(
-            sqlx::query_as::<_, (i64,)>(&queued_clients)
-                .bind(ts(now))
-                .bind(ts(now)),
-        )
-        .fetch_all(&mut **tx)
-        .await?;
-    let clients = format!(
-        "DELETE FROM oidc_grants WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
-         RETURNING session_id, client_id"
-    );
-    let clients: Vec<SessionClientRow> = which
-        .bind(sqlx::query_as(&clients))
-        .fetch_all(&mut **tx)
-        .await?;
-    let accesses = format!(
-        "DELETE FROM session_services WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
-         RETURNING session_id, service, ticket, validated_at"
-    );
-    let accesses: Vec<SessionAccessRow> = which
-        .bind(sqlx::query_as(&accesses))
-        .fetch_all(&mut **tx)
-        .await?;
-    let sessions = format!("DELETE FROM sessions WHERE {cond} RETURNING {SESSION_COLUMNS}");
-    let sessions: Vec<SessionRow> = which
-        .bind(sqlx::query_as(&sessions))
-        .fetch_all(&mut **tx)
-        .await?;
+    exec(
+        c,
+        &format!(
+            "INSERT INTO slo_queue (session_id, username, service, ticket, created_at, due_at, client_id) \
+             SELECT g.session_id, s.username, MIN(g.backchannel_logout_uri), '', ?, ?, g.client_id \
+             FROM oidc_grants g JOIN sessions s ON s.id = g.session_id \
+             WHERE s.{cond} AND g.backchannel_logout_uri IS NOT NULL \
+             GROUP BY g.session_id, g.client_id"
+        ),
+        params![at, at, which.value()],
+    )?;
+    let clients: Vec<SessionClientRow> = all(
+        c,
+        &format!(
+            "DELETE FROM oidc_grants WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
+             RETURNING session_id, client_id"
+        ),
+        [which.value()],
+    )?;
+    let accesses: Vec<SessionAccessRow> = all(
+        c,
+        &format!(
+            "DELETE FROM session_services WHERE session_id IN (SELECT id FROM sessions WHERE {cond}) \
+             RETURNING session_id, service, ticket, validated_at"
+        ),
+        [which.value()],
+    )?;
+    let sessions: Vec<SessionRow> = all(
+        c,
+        &format!("DELETE FROM sessions WHERE {cond} RETURNING {SESSION_COLUMNS}"),
+        [which.value()],
+    )?;
     ended_sessions(sessions, &accesses, &clients)
 }
 
 /// Every row of table `T`, in primary-key order.
-async fn export_rows<T>(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> StoreResult<Vec<T>>
-where
-    T: Table + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
-{
-    Ok(sqlx::query_as::<_, T>(&T::select_all())
-        .fetch_all(&mut **tx)
-        .await?)
+fn export_rows<T: Table + FromSqlite>(c: &Connection) -> StoreResult<Vec<T>> {
+    all(c, &T::select_all(), [])
 }
 
-/// Inserts `rows` into table `T`, many per statement; returns how many were written.
-async fn import_rows<T: Table>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    rows: &[T],
-) -> StoreResult<u64> {
+/// One `INSERT` of an import, with its values.
+struct Insert {
+    sql: String,
+    values: Vec<Value>,
+}
+
+/// The inserts that write `rows` into table `T`, many rows per statement.
+fn insert_plan<T: Table>(rows: &[T]) -> Vec<Insert> {
     let Some(first) = rows.first() else {
-        return Ok(0);
+        return Vec::new();
     };
-    let per_statement = (MAX_BINDS / first.cells().len().max(1)).max(1);
-    let mut written = 0;
-    for chunk in rows.chunks(per_statement) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(T::insert_into());
-        insert.push_values(chunk, |mut values, row| {
-            for cell in row.cells() {
-                match cell {
-                    Cell::Text(v) => values.push_bind(v),
-                    Cell::OptText(v) => values.push_bind(v),
-                    Cell::Int(v) => values.push_bind(v),
-                    Cell::OptInt(v) => values.push_bind(v),
-                    Cell::Bool(v) => values.push_bind(v),
-                };
-            }
-        });
-        written += insert.build().execute(&mut **tx).await?.rows_affected();
-    }
-    Ok(written)
+    let width = first.cells().len().max(1);
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    rows.chunks((MAX_BINDS / width).max(1))
+        .map(|chunk| Insert {
+            sql: format!(
+                "{}VALUES {}",
+                T::insert_into(),
+                vec![tuple.as_str(); chunk.len()].join(", ")
+            ),
+            values: chunk
+                .iter()
+                .flat_map(|row| row.cells().into_iter().map(owned_value))
+                .collect(),
+        })
+        .collect()
 }
 
-/// Saves the tokens of a grant inside `tx`.
-async fn insert_tokens(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+/// A cell as an owned SQLite value.
+fn owned_value(cell: Cell<'_>) -> Value {
+    match cell {
+        Cell::Text(v) => Value::Text(v.to_owned()),
+        Cell::OptText(v) => v.map_or(Value::Null, |v| Value::Text(v.to_owned())),
+        Cell::Int(v) => Value::Integer(v),
+        Cell::OptInt(v) => v.map_or(Value::Null, Value::Integer),
+        Cell::Bool(v) => Value::Integer(i64::from(v)),
+    }
+}
+
+/// Saves the tokens of a grant.
+fn insert_tokens(
+    c: &Connection,
     access: &AccessToken,
     refresh: Option<&RefreshToken>,
 ) -> StoreResult<()> {
-    sqlx::query(
+    exec(
+        c,
         "INSERT INTO oidc_access_tokens (token_key, grant_id, scope, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(access.key.as_str())
-    .bind(&access.grant_id)
-    .bind(scope_string(&access.scope))
-    .bind(ts(access.issued_at))
-    .bind(ts(access.expires_at))
-    .execute(&mut **tx)
-    .await?;
+        params![
+            access.key.as_str(),
+            access.grant_id,
+            scope_string(&access.scope),
+            ts(access.issued_at),
+            ts(access.expires_at),
+        ],
+    )?;
     if let Some(r) = refresh {
-        sqlx::query(
+        exec(
+            c,
             "INSERT INTO oidc_refresh_tokens (token_key, grant_id, expires_at, rotated_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(r.key.as_str())
-        .bind(&r.grant_id)
-        .bind(ts(r.expires_at))
-        .bind(ts_opt(r.rotated_at))
-        .execute(&mut **tx)
-        .await?;
+            params![r.key.as_str(), r.grant_id, ts(r.expires_at), ts_opt(r.rotated_at)],
+        )?;
     }
     Ok(())
 }
 
 /// Marks the session with id `id` used (`touch.at`) and moves its expiry.
-async fn touch_in(
-    conn: &mut sqlx::SqliteConnection,
-    id: &str,
-    touch: SessionTouch,
-) -> StoreResult<()> {
-    sqlx::query("UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?")
-        .bind(ts(touch.at))
-        .bind(ts(touch.expires_at))
-        .bind(id)
-        .execute(conn)
-        .await?;
+fn touch_in(c: &Connection, id: &str, touch: SessionTouch) -> StoreResult<()> {
+    exec(
+        c,
+        "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?",
+        params![ts(touch.at), ts(touch.expires_at), id],
+    )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[tokio::test]
-    async fn writes_waiting_for_an_fsync_share_the_next_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db-wal");
-        std::fs::write(&path, b"frames").unwrap();
-        let wal = Arc::new(WalSync::new(Some(path)));
-
-        // One write alone: its own fsync.
-        wal.after_write().await.unwrap();
-        assert_eq!(wal.fsyncs.load(Ordering::SeqCst), 1);
-
-        // Twenty writes commit while an fsync is running (the turn is held): when it ends, one
-        // more fsync covers all of them.
-        let running = wal.turn.lock().await;
-        let writers: Vec<_> = (0..20)
-            .map(|_| {
-                let wal = wal.clone();
-                tokio::spawn(async move { wal.after_write().await })
-            })
-            .collect();
-        while wal.finished.load(Ordering::SeqCst) < 21 {
-            tokio::task::yield_now().await;
-        }
-        drop(running);
-        for writer in writers {
-            writer.await.unwrap().unwrap();
-        }
-        assert_eq!(wal.fsyncs.load(Ordering::SeqCst), 2);
-        assert_eq!(wal.synced.load(Ordering::SeqCst), 21);
-    }
-
-    #[tokio::test]
-    async fn no_wal_file_or_no_file_at_all_is_nothing_to_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let checkpointed = WalSync::new(Some(dir.path().join("gone.db-wal")));
-        checkpointed.after_write().await.unwrap();
-        let memory = WalSync::new(None);
-        memory.after_write().await.unwrap();
-        assert_eq!(memory.fsyncs.load(Ordering::SeqCst), 0);
-    }
 }
