@@ -89,7 +89,15 @@ impl SqliteStore {
         self.engine.write(Box::new(work)).await
     }
 
-    /// Runs `work` on a reader connection.
+    /// Runs `work`, a lookup of a few rows by key, on a reader connection.
+    async fn lookup<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.engine.lookup(Box::new(work)).await
+    }
+
+    /// Runs `work`, a read of any size, on a reader connection.
     async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
@@ -165,7 +173,7 @@ impl ToSql for Cell<'_> {
 impl Store for SqliteStore {
     async fn get_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let username = username.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one::<UserRow>(
                 c,
                 "SELECT username, password_hash, attributes FROM users WHERE username = ?",
@@ -327,7 +335,7 @@ impl Store for SqliteStore {
 
     async fn get_session(&self, tgt: &TicketKey) -> StoreResult<Option<SsoSession>> {
         let tgt = tgt.as_str().to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one::<SessionRow>(
                 c,
                 &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE tgt_key = ?"),
@@ -486,7 +494,7 @@ impl Store for SqliteStore {
         key: &TicketKey,
     ) -> StoreResult<Option<ProxyGrantingTicket>> {
         let key = key.as_str().to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one::<PgtRow>(
                 c,
                 &format!("SELECT {PGT_COLUMNS} FROM proxy_granting_tickets WHERE ticket_key = ?"),
@@ -526,7 +534,7 @@ impl Store for SqliteStore {
 
     async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
         let key = key.to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             Ok(one::<FailureRow>(
                 c,
                 "SELECT failures, first_at, last_at FROM login_failures WHERE throttle_key = ?",
@@ -793,7 +801,7 @@ impl Store for SqliteStore {
 
     async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
         let key = key.as_str().to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one::<AccessRow>(
                 c,
                 &format!(
@@ -814,7 +822,7 @@ impl Store for SqliteStore {
         key: &TicketKey,
     ) -> StoreResult<Option<(RefreshToken, Grant)>> {
         let key = key.as_str().to_owned();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one::<RefreshRow>(
                 c,
                 &format!(
@@ -878,7 +886,7 @@ impl Store for SqliteStore {
         client_id: &str,
     ) -> StoreResult<Option<Vec<String>>> {
         let (username, client_id) = (username.to_owned(), client_id.to_owned());
-        self.read(move |c| {
+        self.lookup(move |c| {
             let scope: Option<String> = scalar(
                 c,
                 "SELECT scope FROM oidc_consents WHERE username = ? AND client_id = ?",
@@ -967,7 +975,7 @@ impl Store for SqliteStore {
     }
 
     async fn registry_version(&self) -> StoreResult<i64> {
-        self.read(|c| {
+        self.lookup(|c| {
             scalar(c, "SELECT version FROM registry_version WHERE id = 1", [])?
                 .ok_or_else(|| StoreError::Corrupt("registry_version has no row".into()))
         })
@@ -1043,7 +1051,7 @@ impl Store for SqliteStore {
                 "the SQLite writer has stopped".into(),
             ));
         }
-        self.read(|c| {
+        self.lookup(|c| {
             scalar::<i64>(c, "SELECT 1", [])?;
             Ok(())
         })

@@ -30,9 +30,20 @@ use crate::slo::{self, SloSignal};
 use crate::tls::{Tls, TlsError};
 use crate::web::templates::{Chrome, TemplateError, Templates};
 
-/// Everything a handler may use. Cheap to clone.
+/// Everything a handler may use: one pointer to the [`SharedState`], so that the clones the
+/// router makes for every request (several per request) are one reference count each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What every clone of an [`AppState`] shares.
+pub struct SharedState {
     /// Persistence.
     pub store: Arc<dyn Store>,
     /// Credential checking.
@@ -151,7 +162,7 @@ impl AppState {
             &settings.oidc.issuer_path,
             file_clients,
         );
-        Ok(Self {
+        Ok(Self(Arc::new(SharedState {
             store,
             authenticator,
             hasher,
@@ -168,7 +179,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             tls,
             registry_cache: Arc::default(),
-        })
+        })))
     }
 }
 

@@ -26,7 +26,8 @@ use crate::{PoolUsage, StoreError, StoreResult};
 /// Jobs committed together at most: bounds how long the first of them waits for the last.
 const MAX_BATCH: usize = 256;
 
-/// Reader connections, at most (more only add threads for the cores to switch between).
+/// Reads on the blocking pool at once, at most (more only add threads for the cores to switch
+/// between).
 const READERS: u32 = 4;
 
 /// How long a connection waits for a lock another process holds (the CLI writing beside a
@@ -110,7 +111,20 @@ impl Engine {
         answer.await.map_err(|_| writer_stopped())?
     }
 
-    /// Runs `work` on a reader connection. It sees every write whose call has returned.
+    /// Runs `work`, a lookup of a few rows by key, on a reader connection on the calling thread.
+    /// It sees every write whose call has returned.
+    ///
+    /// Such a read takes microseconds (its pages are in SQLite's cache or the kernel's): less
+    /// than handing it to another thread and back, which is what [`read`](Self::read) costs.
+    pub(super) async fn lookup<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
+        match &self.readers {
+            Some(readers) => readers.run(work),
+            None => self.write(work).await,
+        }
+    }
+
+    /// Runs `work`, a read of any size, on a reader connection on the blocking thread pool. It
+    /// sees every write whose call has returned.
     pub(super) async fn read<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
         let Some(readers) = &self.readers else {
             return self.write(work).await;
@@ -377,7 +391,8 @@ fn run_statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 // --- the readers --------------------------------------------------------------------------
 
-/// Reader connections, opened on demand (at most [`READERS`], one per permit) and kept idle.
+/// Reader connections, opened on demand and kept idle: as many as reads ever ran at once (at most
+/// [`READERS`] on the blocking pool, one per permit, and one per async worker thread for lookups).
 #[derive(Debug)]
 struct Readers {
     path: PathBuf,
@@ -387,7 +402,7 @@ struct Readers {
 }
 
 impl Readers {
-    /// Runs `work` on an idle connection (or a new one). Blocking; the caller holds a permit.
+    /// Runs `work` on an idle connection (or a new one). Blocking.
     fn run<T>(&self, work: Work<T>) -> StoreResult<T> {
         let idle = self
             .idle
