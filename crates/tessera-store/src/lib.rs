@@ -81,6 +81,10 @@ pub struct UserRecord {
     pub attributes: Attributes,
 }
 
+/// Decides, from a service ticket being taken, what entering its service to record (`None`: the
+/// validation fails, nothing is recorded). Pure: it runs inside the store's transaction.
+pub type AccessRule = Box<dyn FnOnce(&ServiceTicket) -> Option<ServiceAccess> + Send>;
+
 /// A service a session entered: where single logout must go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceAccess {
@@ -272,7 +276,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Removes and returns the ticket with this key, atomically: of two concurrent takes, one
     /// gets the ticket and the other `None`. Expired tickets are returned too; the caller decides.
-    async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>>;
+    async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
+        self.take_service_ticket_recording(key, Box::new(|_| None))
+            .await
+    }
+    /// [`take_service_ticket`](Store::take_service_ticket), and in the same transaction the
+    /// access `entered` returns for the ticket taken (if any): the service the ticket's session
+    /// entered by validating it, as [`put_service_access`](Store::put_service_access) records it.
+    /// One write where a validation made two.
+    async fn take_service_ticket_recording(
+        &self,
+        key: &TicketKey,
+        entered: AccessRule,
+    ) -> StoreResult<Option<ServiceTicket>>;
     /// Records that `session` entered `service` by validating `ticket` (only the latest ticket per
     /// service URL is kept). Nothing is recorded if the session has ended meanwhile.
     async fn put_service_access(

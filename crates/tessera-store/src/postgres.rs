@@ -36,8 +36,8 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SessionTouch,
-    SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
+    AccessRule, CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess,
+    SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// Connections one node keeps open at most.
@@ -322,35 +322,32 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
-        sqlx::query_as::<_, ServiceTicketRow>(&format!(
+    async fn take_service_ticket_recording(
+        &self,
+        key: &TicketKey,
+        entered: AccessRule,
+    ) -> StoreResult<Option<ServiceTicket>> {
+        let mut tx = self.pool.begin().await?;
+        let ticket = sqlx::query_as::<_, ServiceTicketRow>(&format!(
             "DELETE FROM service_tickets WHERE ticket_key = $1 RETURNING {SERVICE_TICKET_COLUMNS}"
         ))
         .bind(key.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         .map(ServiceTicket::try_from)
-        .transpose()
+        .transpose()?;
+        if let Some(t) = &ticket {
+            if let Some(access) = entered(t) {
+                insert_access(&mut tx, t.session_id.as_str(), &access).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ticket)
     }
 
     async fn put_service_access(&self, session: &SessionId, a: &ServiceAccess) -> StoreResult<()> {
-        // INSERT … SELECT: nothing is written for a session that has ended meanwhile. FOR KEY SHARE
-        // orders this write with a concurrent end of the session (which locks it FOR UPDATE) and
-        // lets touch_session through: either this row is in place before the session ends, and
-        // is queued for logout, or the session is found gone.
-        sqlx::query(
-            "INSERT INTO session_services (session_id, service, ticket, validated_at) \
-             SELECT id, $1, $2, $3 FROM sessions WHERE id = $4 FOR KEY SHARE \
-             ON CONFLICT (session_id, service) DO UPDATE \
-             SET ticket = excluded.ticket, validated_at = excluded.validated_at",
-        )
-        .bind(&a.service)
-        .bind(&a.ticket)
-        .bind(ts(a.validated_at))
-        .bind(session.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_access(&mut conn, session.as_str(), a).await
     }
 
     async fn put_proxy_granting_ticket(&self, p: &ProxyGrantingTicket) -> StoreResult<()> {
@@ -1101,5 +1098,31 @@ async fn touch_in(conn: &mut sqlx::PgConnection, id: &str, touch: SessionTouch) 
         .bind(id)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Records that session `session` entered a service.
+///
+/// INSERT … SELECT: nothing is written for a session that has ended meanwhile. FOR KEY SHARE
+/// orders this write with a concurrent end of the session (which locks it FOR UPDATE) and lets
+/// touch_session through: either this row is in place before the session ends, and is queued for
+/// logout, or the session is found gone.
+async fn insert_access(
+    conn: &mut sqlx::PgConnection,
+    session: &str,
+    a: &ServiceAccess,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO session_services (session_id, service, ticket, validated_at) \
+         SELECT id, $1, $2, $3 FROM sessions WHERE id = $4 FOR KEY SHARE \
+         ON CONFLICT (session_id, service) DO UPDATE \
+         SET ticket = excluded.ticket, validated_at = excluded.validated_at",
+    )
+    .bind(&a.service)
+    .bind(&a.ticket)
+    .bind(ts(a.validated_at))
+    .bind(session)
+    .execute(conn)
+    .await?;
     Ok(())
 }

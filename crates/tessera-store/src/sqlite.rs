@@ -37,8 +37,8 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess, SessionTouch,
-    SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
+    AccessRule, CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess,
+    SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
 use engine::Engine;
 
@@ -430,10 +430,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
+    async fn take_service_ticket_recording(
+        &self,
+        key: &TicketKey,
+        entered: AccessRule,
+    ) -> StoreResult<Option<ServiceTicket>> {
         let key = key.as_str().to_owned();
         self.write(move |c| {
-            one::<ServiceTicketRow>(
+            let Some(ticket) = one::<ServiceTicketRow>(
                 c,
                 &format!(
                     "DELETE FROM service_tickets WHERE ticket_key = ? \
@@ -442,26 +446,21 @@ impl Store for SqliteStore {
                 [&key],
             )?
             .map(ServiceTicket::try_from)
-            .transpose()
+            .transpose()?
+            else {
+                return Ok(None);
+            };
+            if let Some(access) = entered(&ticket) {
+                insert_access(c, ticket.session_id.as_str(), &access)?;
+            }
+            Ok(Some(ticket))
         })
         .await
     }
 
     async fn put_service_access(&self, session: &SessionId, a: &ServiceAccess) -> StoreResult<()> {
         let (session, a) = (session.as_str().to_owned(), a.clone());
-        self.write(move |c| {
-            // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
-            exec(
-                c,
-                "INSERT INTO session_services (session_id, service, ticket, validated_at) \
-                 SELECT id, ?, ?, ? FROM sessions WHERE id = ? \
-                 ON CONFLICT (session_id, service) DO UPDATE SET ticket = excluded.ticket, \
-                 validated_at = excluded.validated_at",
-                params![a.service, a.ticket, ts(a.validated_at), session],
-            )?;
-            Ok(())
-        })
-        .await
+        self.write(move |c| insert_access(c, &session, &a)).await
     }
 
     async fn put_proxy_granting_ticket(&self, p: &ProxyGrantingTicket) -> StoreResult<()> {
@@ -1242,6 +1241,20 @@ fn insert_tokens(
             params![r.key.as_str(), r.grant_id, ts(r.expires_at), ts_opt(r.rotated_at)],
         )?;
     }
+    Ok(())
+}
+
+/// Records that session `session` entered a service. INSERT … SELECT: nothing is written for a
+/// session that has ended meanwhile.
+fn insert_access(c: &Connection, session: &str, a: &ServiceAccess) -> StoreResult<()> {
+    exec(
+        c,
+        "INSERT INTO session_services (session_id, service, ticket, validated_at) \
+         SELECT id, ?, ?, ? FROM sessions WHERE id = ? \
+         ON CONFLICT (session_id, service) DO UPDATE SET ticket = excluded.ticket, \
+         validated_at = excluded.validated_at",
+        params![a.service, a.ticket, ts(a.validated_at), session],
+    )?;
     Ok(())
 }
 

@@ -193,6 +193,63 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
     store.put_service_access(&s.id, &orphan).await.unwrap();
 }
 
+async fn a_taken_ticket_records_the_service_its_session_entered(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let entered = ticket_for(&s, "https://a/");
+    let refused = ticket_for(&s, "https://b/");
+    for t in [&entered, &refused] {
+        store.put_service_ticket(t, None).await.unwrap();
+    }
+    let access = ServiceAccess {
+        service: "https://a/".into(),
+        ticket: "ST-entered".into(),
+        validated_at: T0,
+    };
+    let rule = {
+        let (expected, access) = (entered.clone(), access.clone());
+        Box::new(move |t: &ServiceTicket| {
+            assert_eq!(t, &expected, "the rule sees the ticket taken");
+            Some(access)
+        })
+    };
+    assert_eq!(
+        store
+            .take_service_ticket_recording(&entered.key, rule)
+            .await
+            .unwrap(),
+        Some(entered.clone())
+    );
+    // A verdict of refusal records nothing, and a ticket that is not there asks for no verdict.
+    let taken = store
+        .take_service_ticket_recording(&refused.key, Box::new(|_| None))
+        .await
+        .unwrap();
+    assert_eq!(taken, Some(refused));
+    let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rule = {
+        let asked = asked.clone();
+        Box::new(move |_: &ServiceTicket| {
+            asked.store(true, std::sync::atomic::Ordering::SeqCst);
+            None
+        })
+    };
+    assert_eq!(
+        store
+            .take_service_ticket_recording(&entered.key, rule)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!asked.load(std::sync::atomic::Ordering::SeqCst));
+
+    let ended = store.take_session(&tgt.key(), T0).await.unwrap().unwrap();
+    assert_eq!(ended.services, [access]);
+}
+
 async fn sessions_are_listed_by_user(store: Arc<dyn Store>) {
     let (_, a) = new_session("alice");
     let (_, b) = new_session("bob");
@@ -1207,6 +1264,7 @@ macro_rules! backend_tests {
 
 backend_tests!(
     service_tickets_are_taken_once,
+    a_taken_ticket_records_the_service_its_session_entered,
     concurrent_takes_hand_a_ticket_to_exactly_one,
     sessions_live_are_touched_and_end_with_their_tickets,
     sessions_are_listed_by_user,

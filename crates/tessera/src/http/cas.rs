@@ -13,11 +13,13 @@ use axum::Router;
 use tessera_protocol::cas::proxy;
 use tessera_protocol::cas::saml11::{self, ResponseContext};
 use tessera_protocol::cas::validate::{
-    validate_service_ticket, Endpoint, ResponseFormat, ValidateParams, ValidateRequest, Validation,
+    validate_service_ticket, Endpoint, ResponseFormat, ServiceTicket, ValidateParams,
+    ValidateRequest, Validation,
 };
 use tessera_protocol::cas::{xml, ValidationError};
+use tessera_protocol::service::ServiceRegistry;
 use tessera_protocol::Timestamp;
-use tessera_store::ServiceAccess;
+use tessera_store::{AccessRule, ServiceAccess};
 
 use crate::app::{AppState, StartError};
 use crate::audit::audit;
@@ -258,6 +260,26 @@ fn cas_request(endpoint: Endpoint, params: &Params) -> Result<ValidateRequest, V
     ValidateRequest::parse(endpoint, &raw)
 }
 
+/// The verdict on a taken ticket (`None`: there was none), before any proxy-granting ticket is
+/// delivered: the protocol's checks against the ticket's service, and for a `pgtUrl` the service's
+/// callback policy. Pure.
+fn verdict(
+    req: &ValidateRequest,
+    ticket: Option<ServiceTicket>,
+    registry: &ServiceRegistry,
+    allow_http_callbacks: bool,
+    now: Timestamp,
+) -> Result<Validation, ValidationError> {
+    let service = ticket
+        .as_ref()
+        .and_then(|t| registry.find(t.service.as_str()));
+    let validation = validate_service_ticket(req, ticket, service, now)?;
+    if let (Some(pgt_url), Some(service)) = (req.pgt_url.as_deref(), service) {
+        proxy::check_callback(service, pgt_url, allow_http_callbacks)?;
+    }
+    Ok(validation)
+}
+
 /// Takes the ticket and decides. Whatever the outcome, the ticket is gone (CAS 3.0 §3.1.1).
 async fn run(
     app: &AppState,
@@ -287,17 +309,34 @@ async fn decide(
             return (Err(e), StatusCode::OK);
         }
     };
+    let allow_http = app.settings.proxy.allow_http_callbacks;
     let fetched = async {
-        let ticket = app.store.take_service_ticket(&req.ticket.key()).await?;
         let registry = app.registry().await?;
-        let service = ticket
-            .as_ref()
-            .and_then(|t| registry.find(t.service.as_str()))
-            .cloned();
-        Ok::<_, tessera_store::StoreError>((ticket, service))
+        // The service the ticket's session enters is recorded (for single logout) in the same
+        // write that takes the ticket, decided there by the same verdict as the answer's.
+        let entered: AccessRule = {
+            let (req, registry) = (req.clone(), registry.clone());
+            Box::new(move |ticket: &ServiceTicket| {
+                let v = verdict(&req, Some(ticket.clone()), &registry, allow_http, now).ok()?;
+                // Only web applications can be told of a logout (a proxy target may be `imap://…`).
+                v.service
+                    .as_str()
+                    .starts_with("http")
+                    .then(|| ServiceAccess {
+                        service: v.service.as_str().to_owned(),
+                        ticket: req.ticket.as_str().to_owned(),
+                        validated_at: now,
+                    })
+            })
+        };
+        let ticket = app
+            .store
+            .take_service_ticket_recording(&req.ticket.key(), entered)
+            .await?;
+        Ok::<_, tessera_store::StoreError>((ticket, registry))
     }
     .await;
-    let (ticket, service) = match fetched {
+    let (ticket, registry) = match fetched {
         Ok(found) => found,
         Err(e) => {
             tracing::error!(error = %e, "ticket validation failed: store error");
@@ -309,35 +348,19 @@ async fn decide(
             );
         }
     };
-    let mut result = validate_service_ticket(&req, ticket, service.as_ref(), now);
-    if let (Ok(v), Some(pgt_url), Some(service)) = (&result, req.pgt_url.as_deref(), &service) {
-        let allow_http = app.settings.proxy.allow_http_callbacks;
-        result = match proxy::check_callback(service, pgt_url, allow_http) {
-            Ok(()) => {
-                let iou = deliver_pgt(app, v, pgt_url, now).await;
-                result.map(|v| Validation {
-                    proxy_granting_ticket: iou,
-                    ..v
-                })
-            }
-            Err(e) => Err(e),
-        };
+    let mut result = verdict(&req, ticket, &registry, allow_http, now);
+    if let (Ok(v), Some(pgt_url)) = (&result, req.pgt_url.as_deref()) {
+        let iou = deliver_pgt(app, v, pgt_url, now).await;
+        result = result.map(|v| Validation {
+            proxy_granting_ticket: iou,
+            ..v
+        });
     }
     match &result {
-        // Only web applications can be told of a logout (a proxy target may be `imap://…`).
         Ok(v) if !v.service.as_str().starts_with("http") => {
             tracing::info!(user = %v.username, service = %v.service, ticket = ?req.ticket, "proxy ticket validated");
         }
         Ok(v) => {
-            let access = ServiceAccess {
-                service: v.service.as_str().to_owned(),
-                ticket: req.ticket.as_str().to_owned(),
-                validated_at: now,
-            };
-            if let Err(e) = app.store.put_service_access(&v.session_id, &access).await {
-                // The ticket is valid; only single logout for this service is at risk.
-                tracing::error!(error = %e, session = %v.session_id, "could not record the service for single logout");
-            }
             tracing::info!(user = %v.username, service = %v.service, ticket = ?req.ticket, "service ticket validated");
             let released: Vec<&str> = v.attributes.keys().map(String::as_str).collect();
             audit!("ticket_validated", user = %v.username, service = %v.service, attributes = ?released);
