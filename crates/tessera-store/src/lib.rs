@@ -172,6 +172,22 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// Decides, from an authorization code being redeemed, the grant and first tokens to save for it
+/// (`None`: the token request fails, nothing is saved). Pure: it runs inside the store's
+/// transaction.
+pub type GrantRule = Box<dyn FnOnce(&AuthorizationCode) -> Option<NewGrant> + Send>;
+
+/// A grant with its first tokens, as a token request saves them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGrant {
+    /// The grant.
+    pub grant: Grant,
+    /// Its first access token.
+    pub access: AccessToken,
+    /// Its first refresh token, if any.
+    pub refresh: Option<RefreshToken>,
+}
+
 /// What redeeming an authorization code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
@@ -367,7 +383,23 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &TicketKey,
         grant_id: &str,
-    ) -> StoreResult<CodeRedemption>;
+    ) -> StoreResult<CodeRedemption> {
+        let (redemption, _) = self
+            .redeem_authorization_code_granting(key, grant_id, Box::new(|_| None))
+            .await?;
+        Ok(redemption)
+    }
+    /// [`redeem_authorization_code`](Store::redeem_authorization_code), and in the same
+    /// transaction, for a code redeemed, the grant `issue` returns for it, saved as
+    /// [`put_grant`](Store::put_grant) saves it. One write where a token request made two.
+    /// Whether a grant was saved comes with the redemption (not when `issue` returned none, nor
+    /// when the SSO session has ended meanwhile); the code stays redeemed either way.
+    async fn redeem_authorization_code_granting(
+        &self,
+        key: &TicketKey,
+        grant_id: &str,
+        issue: GrantRule,
+    ) -> StoreResult<(CodeRedemption, bool)>;
     /// Saves a grant with its first tokens, in one transaction; false (and nothing saved) if its
     /// SSO session has ended meanwhile.
     async fn put_grant(

@@ -36,7 +36,7 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    AccessRule, CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess,
+    AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, PoolUsage, ServiceAccess,
     SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
 
@@ -581,11 +581,12 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn redeem_authorization_code(
+    async fn redeem_authorization_code_granting(
         &self,
         key: &TicketKey,
         grant_id: &str,
-    ) -> StoreResult<CodeRedemption> {
+        issue: GrantRule,
+    ) -> StoreResult<(CodeRedemption, bool)> {
         // The conditional update is the compare-and-set: of two redemptions, the second waits for
         // the first's row lock, then finds `grant_id` set and falls through to the replay branch.
         let mut tx = self.pool.begin().await?;
@@ -597,8 +598,14 @@ impl Store for PostgresStore {
         .bind(key.as_str())
         .fetch_optional(&mut *tx)
         .await?;
+        let mut granted = false;
         let outcome = if let Some(row) = fresh {
-            CodeRedemption::Redeemed(Box::new(row.try_into()?))
+            let code = AuthorizationCode::try_from(row)?;
+            if let Some(new) = issue(&code) {
+                granted =
+                    insert_grant(&mut tx, &new.grant, &new.access, new.refresh.as_ref()).await?;
+            }
+            CodeRedemption::Redeemed(Box::new(code))
         } else {
             let earlier: Option<Option<String>> =
                 sqlx::query_scalar("SELECT grant_id FROM oidc_codes WHERE code_key = $1")
@@ -619,7 +626,7 @@ impl Store for PostgresStore {
             }
         };
         tx.commit().await?;
-        Ok(outcome)
+        Ok((outcome, granted))
     }
 
     async fn put_grant(
@@ -629,28 +636,9 @@ impl Store for PostgresStore {
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        // INSERT … SELECT … FOR KEY SHARE: nothing is written for a session that has ended
-        // meanwhile, and the session cannot end before this commits (see put_service_access).
-        let done = sqlx::query(
-            "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, \
-             auth_time, backchannel_logout_uri, created_at) \
-             SELECT $1, $2, id, $3, $4, $5, $6, $7, $8 FROM sessions WHERE id = $9 FOR KEY SHARE",
-        )
-        .bind(&g.id)
-        .bind(&g.client_id)
-        .bind(&g.username)
-        .bind(to_json(&g.attributes))
-        .bind(scope_string(&g.scope))
-        .bind(ts(g.auth_time))
-        .bind(&g.backchannel_logout_uri)
-        .bind(ts(g.created_at))
-        .bind(g.session_id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        if !insert_grant(&mut tx, g, access, refresh).await? {
             return Ok(false);
         }
-        insert_tokens(&mut tx, access, refresh).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1125,4 +1113,37 @@ async fn insert_access(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Saves a grant with its first tokens; false (and nothing saved) if its session has ended.
+///
+/// INSERT … SELECT … FOR KEY SHARE: nothing is written for a session that has ended meanwhile,
+/// and the session cannot end before this commits (see `insert_access`).
+async fn insert_grant(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    g: &Grant,
+    access: &AccessToken,
+    refresh: Option<&RefreshToken>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, \
+         auth_time, backchannel_logout_uri, created_at) \
+         SELECT $1, $2, id, $3, $4, $5, $6, $7, $8 FROM sessions WHERE id = $9 FOR KEY SHARE",
+    )
+    .bind(&g.id)
+    .bind(&g.client_id)
+    .bind(&g.username)
+    .bind(to_json(&g.attributes))
+    .bind(scope_string(&g.scope))
+    .bind(ts(g.auth_time))
+    .bind(&g.backchannel_logout_uri)
+    .bind(ts(g.created_at))
+    .bind(g.session_id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    insert_tokens(tx, access, refresh).await?;
+    Ok(true)
 }

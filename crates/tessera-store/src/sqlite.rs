@@ -37,7 +37,7 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    AccessRule, CodeRedemption, EndedSession, LoginFailures, PoolUsage, ServiceAccess,
+    AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, PoolUsage, ServiceAccess,
     SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
 };
 use engine::Engine;
@@ -727,11 +727,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn redeem_authorization_code(
+    async fn redeem_authorization_code_granting(
         &self,
         key: &TicketKey,
         grant_id: &str,
-    ) -> StoreResult<CodeRedemption> {
+        issue: GrantRule,
+    ) -> StoreResult<(CodeRedemption, bool)> {
         let (key, grant_id) = (key.as_str().to_owned(), grant_id.to_owned());
         self.write(move |c| {
             // The conditional update is the compare-and-set: of two redemptions, one binds the code.
@@ -744,14 +745,19 @@ impl Store for SqliteStore {
                 [&grant_id, &key],
             )?;
             if let Some(row) = fresh {
-                return Ok(CodeRedemption::Redeemed(Box::new(row.try_into()?)));
+                let code = AuthorizationCode::try_from(row)?;
+                let granted = match issue(&code) {
+                    Some(new) => insert_grant(c, &new.grant, &new.access, new.refresh.as_ref())?,
+                    None => false,
+                };
+                return Ok((CodeRedemption::Redeemed(Box::new(code)), granted));
             }
             let earlier: Option<Option<String>> = scalar(
                 c,
                 "SELECT grant_id FROM oidc_codes WHERE code_key = ?",
                 [&key],
             )?;
-            Ok(match earlier {
+            let redemption = match earlier {
                 None => CodeRedemption::Unknown,
                 Some(earlier) => {
                     if let Some(earlier) = earlier {
@@ -759,7 +765,8 @@ impl Store for SqliteStore {
                     }
                     CodeRedemption::Replayed
                 }
-            })
+            };
+            Ok((redemption, false))
         })
         .await
     }
@@ -771,31 +778,8 @@ impl Store for SqliteStore {
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool> {
         let (g, access, refresh) = (g.clone(), access.clone(), refresh.cloned());
-        self.write(move |c| {
-            // INSERT … SELECT: nothing is written for a session that has ended meanwhile.
-            let n = exec(
-                c,
-                "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, auth_time, \
-                 backchannel_logout_uri, created_at) SELECT ?, ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
-                params![
-                    g.id,
-                    g.client_id,
-                    g.username,
-                    to_json(&g.attributes),
-                    scope_string(&g.scope),
-                    ts(g.auth_time),
-                    g.backchannel_logout_uri,
-                    ts(g.created_at),
-                    g.session_id.as_str(),
-                ],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            insert_tokens(c, &access, refresh.as_ref())?;
-            Ok(true)
-        })
-        .await
+        self.write(move |c| insert_grant(c, &g, &access, refresh.as_ref()))
+            .await
     }
 
     async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
@@ -1215,6 +1199,37 @@ fn owned_value(cell: Cell<'_>) -> Value {
         Cell::OptInt(v) => v.map_or(Value::Null, Value::Integer),
         Cell::Bool(v) => Value::Integer(i64::from(v)),
     }
+}
+
+/// Saves a grant with its first tokens; false (and nothing saved) if its session has ended.
+/// INSERT … SELECT: nothing is written for a session that has ended meanwhile.
+fn insert_grant(
+    c: &Connection,
+    g: &Grant,
+    access: &AccessToken,
+    refresh: Option<&RefreshToken>,
+) -> StoreResult<bool> {
+    let n = exec(
+        c,
+        "INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, scope, auth_time, \
+         backchannel_logout_uri, created_at) SELECT ?, ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+        params![
+            g.id,
+            g.client_id,
+            g.username,
+            to_json(&g.attributes),
+            scope_string(&g.scope),
+            ts(g.auth_time),
+            g.backchannel_logout_uri,
+            ts(g.created_at),
+            g.session_id.as_str(),
+        ],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    insert_tokens(c, access, refresh)?;
+    Ok(true)
 }
 
 /// Saves the tokens of a grant.

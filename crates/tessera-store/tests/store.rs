@@ -17,8 +17,8 @@ use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId, TicketKey};
 use tessera_protocol::{Attributes, Timestamp};
 use tessera_store::{
-    CodeRedemption, PostgresStore, ServiceAccess, SessionTouch, SigningKeyRecord, SqliteStore,
-    Store, StoreError, UserRecord,
+    CodeRedemption, NewGrant, PostgresStore, ServiceAccess, SessionTouch, SigningKeyRecord,
+    SqliteStore, Store, StoreError, UserRecord,
 };
 
 const T0: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
@@ -923,6 +923,93 @@ async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
     }
 }
 
+async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let new_grant = |id: &str| {
+        let (grant, access, refresh) = grant_for(&s, id, "app", None, Duration::from_secs(60));
+        NewGrant {
+            grant,
+            access,
+            refresh: Some(refresh),
+        }
+    };
+
+    // Redeemed and granted: the rule sees the code, its grant and tokens are saved.
+    let code = code_for(&s, "code-granted", "app");
+    store.put_authorization_code(&code, None).await.unwrap();
+    let granted = new_grant("g1");
+    let rule = {
+        let (expected, granted) = (code.clone(), granted.clone());
+        Box::new(move |c: &AuthorizationCode| {
+            assert_eq!(c, &expected, "the rule sees the code redeemed");
+            Some(granted)
+        })
+    };
+    let (redemption, saved) = store
+        .redeem_authorization_code_granting(&code.key, "g1", rule)
+        .await
+        .unwrap();
+    assert_eq!(redemption, CodeRedemption::Redeemed(Box::new(code.clone())));
+    assert!(saved);
+    assert_eq!(
+        store.get_access_token(&granted.access.key).await.unwrap(),
+        Some((granted.access.clone(), granted.grant.clone()))
+    );
+
+    // A refused request saves no grant, and its code stays spent: a replay is a replay.
+    let refused = code_for(&s, "code-refused", "app");
+    store.put_authorization_code(&refused, None).await.unwrap();
+    let (redemption, saved) = store
+        .redeem_authorization_code_granting(&refused.key, "g2", Box::new(|_| None))
+        .await
+        .unwrap();
+    assert!(matches!(redemption, CodeRedemption::Redeemed(_)) && !saved);
+    assert_eq!(
+        store
+            .redeem_authorization_code(&refused.key, "g3")
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed
+    );
+
+    // A replay of the first code revokes its grant and asks for no new one.
+    let (redemption, saved) = store
+        .redeem_authorization_code_granting(
+            &code.key,
+            "g4",
+            Box::new(|_| panic!("a replay asks for no grant")),
+        )
+        .await
+        .unwrap();
+    assert!(redemption == CodeRedemption::Replayed && !saved);
+    assert_eq!(
+        store.get_access_token(&granted.access.key).await.unwrap(),
+        None
+    );
+
+    // The session ended meanwhile: the code is spent, no grant is saved.
+    let late = code_for(&s, "code-late", "app");
+    store.put_authorization_code(&late, None).await.unwrap();
+    store.take_session(&tgt.key(), T0).await.unwrap().unwrap();
+    let orphan = new_grant("g5");
+    let (_, saved) = store
+        .redeem_authorization_code_granting(&late.key, "g5", {
+            let orphan = orphan.clone();
+            Box::new(move |_| Some(orphan))
+        })
+        .await
+        .unwrap();
+    assert!(!saved);
+    assert_eq!(
+        store.get_access_token(&orphan.access.key).await.unwrap(),
+        None
+    );
+}
+
 async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Store>) {
     let (tgt, s) = new_session("alice");
     store
@@ -1280,6 +1367,7 @@ backend_tests!(
     proxy_granting_tickets_live_and_end_with_their_session,
     oidc_clients_round_trip_and_ids_are_unique,
     authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant,
+    a_redeemed_code_saves_its_grant_in_the_same_write,
     grants_and_tokens_rotate_and_end_with_their_session,
     consents_are_remembered_and_replaced,
     signing_keys_retire_their_predecessors,

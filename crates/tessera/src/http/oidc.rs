@@ -29,10 +29,10 @@ use tessera_protocol::oidc::{
 use tessera_protocol::session::SsoSession;
 use tessera_protocol::ticket::{
     random_base62, AccessTokenId, AuthorizationCodeId, LoginTicketId, RefreshTokenId,
-    TicketGrantingTicketId,
+    TicketGrantingTicketId, TicketKey,
 };
 use tessera_protocol::Timestamp;
-use tessera_store::CodeRedemption;
+use tessera_store::{CodeRedemption, GrantRule, NewGrant};
 
 use crate::app::AppState;
 use crate::audit::audit;
@@ -715,28 +715,116 @@ struct Issued {
     refresh: RefreshToken,
 }
 
+/// The ids of a grant's next tokens, drawn before the grant is known.
+struct TokenIds {
+    access: AccessTokenId,
+    refresh: RefreshTokenId,
+}
+
+impl TokenIds {
+    fn generate() -> Self {
+        let mut rng = rand::rngs::OsRng;
+        Self {
+            access: AccessTokenId::generate(&mut rng),
+            refresh: RefreshTokenId::generate(&mut rng),
+        }
+    }
+}
+
+/// How long the tokens of a grant live.
+#[derive(Clone, Copy)]
+struct TokenLifetimes {
+    access: std::time::Duration,
+    refresh: std::time::Duration,
+}
+
+impl TokenLifetimes {
+    fn of(app: &AppState) -> Self {
+        Self {
+            access: app.settings.oidc.access_token_ttl,
+            refresh: app.settings.oidc.refresh_token_ttl,
+        }
+    }
+
+    /// The tokens with these ids for grant `grant_id`, carrying `scope`. Pure.
+    fn tokens(
+        self,
+        ids: (TicketKey, TicketKey),
+        grant_id: &str,
+        scope: &[String],
+        now: Timestamp,
+    ) -> (AccessToken, RefreshToken) {
+        let (access, refresh) = ids;
+        (
+            AccessToken {
+                key: access,
+                grant_id: grant_id.to_owned(),
+                scope: scope.to_vec(),
+                issued_at: now,
+                expires_at: now.plus(self.access),
+            },
+            RefreshToken {
+                key: refresh,
+                grant_id: grant_id.to_owned(),
+                expires_at: now.plus(self.refresh),
+                rotated_at: None,
+            },
+        )
+    }
+}
+
 fn new_tokens(app: &AppState, grant_id: &str, scope: &[String], now: Timestamp) -> Issued {
-    let mut rng = rand::rngs::OsRng;
-    let (access_id, refresh_id) = (
-        AccessTokenId::generate(&mut rng),
-        RefreshTokenId::generate(&mut rng),
-    );
+    let ids = TokenIds::generate();
+    let (access, refresh) =
+        TokenLifetimes::of(app).tokens((ids.access.key(), ids.refresh.key()), grant_id, scope, now);
     Issued {
-        access: AccessToken {
-            key: access_id.key(),
-            grant_id: grant_id.to_owned(),
-            scope: scope.to_vec(),
-            issued_at: now,
-            expires_at: now.plus(app.settings.oidc.access_token_ttl),
-        },
-        refresh: RefreshToken {
-            key: refresh_id.key(),
-            grant_id: grant_id.to_owned(),
-            expires_at: now.plus(app.settings.oidc.refresh_token_ttl),
-            rotated_at: None,
-        },
-        access_id,
-        refresh_id,
+        access_id: ids.access,
+        access,
+        refresh_id: ids.refresh,
+        refresh,
+    }
+}
+
+/// What a token request for an authorization code decides, once the code is found: the checks of
+/// the request against the code, then the grant made from it with its first tokens. Pure; the
+/// store runs it in the transaction that redeems the code, and the handler again for the answer.
+struct CodeExchange {
+    client: OidcClient,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    grant_id: String,
+    token_keys: (TicketKey, TicketKey),
+    lifetimes: TokenLifetimes,
+    now: Timestamp,
+}
+
+impl CodeExchange {
+    fn decide(
+        &self,
+        code: &AuthorizationCode,
+    ) -> Result<(Grant, AccessToken, RefreshToken), OAuthError> {
+        token::check_code(
+            code,
+            &self.client,
+            self.redirect_uri.as_deref(),
+            self.code_verifier.as_deref(),
+            self.now,
+        )?;
+        let grant = Grant {
+            id: self.grant_id.clone(),
+            client_id: self.client.id.clone(),
+            session_id: code.session_id.clone(),
+            username: code.username.clone(),
+            attributes: code.attributes.clone(),
+            scope: code.scope.clone(),
+            auth_time: code.auth_time,
+            backchannel_logout_uri: self.client.backchannel_logout_uri.clone(),
+            created_at: self.now,
+        };
+        let (access, refresh) =
+            self.lifetimes
+                .tokens(self.token_keys.clone(), &grant.id, &grant.scope, self.now);
+        Ok((grant, access, refresh))
     }
 }
 
@@ -749,13 +837,33 @@ async fn code_grant(
     let code_id = get_param(form, "code")
         .and_then(AuthorizationCodeId::parse)
         .ok_or_else(|| invalid("unknown authorization code"))?;
-    let now = app.clock.now();
-    let grant_id = random_base62(&mut rand::rngs::OsRng, 22);
-    let code = match app
+    let ids = TokenIds::generate();
+    let exchange = Arc::new(CodeExchange {
+        client: client.clone(),
+        redirect_uri: get_param(form, "redirect_uri").map(str::to_owned),
+        code_verifier: get_param(form, "code_verifier").map(str::to_owned),
+        grant_id: random_base62(&mut rand::rngs::OsRng, 22),
+        token_keys: (ids.access.key(), ids.refresh.key()),
+        lifetimes: TokenLifetimes::of(app),
+        now: app.clock.now(),
+    });
+    // The grant is saved in the same write that redeems the code, decided there as below.
+    let issue: GrantRule = {
+        let exchange = exchange.clone();
+        Box::new(move |code: &AuthorizationCode| {
+            let (grant, access, refresh) = exchange.decide(code).ok()?;
+            Some(NewGrant {
+                grant,
+                access,
+                refresh: Some(refresh),
+            })
+        })
+    };
+    let (redemption, granted) = app
         .store
-        .redeem_authorization_code(&code_id.key(), &grant_id)
-        .await?
-    {
+        .redeem_authorization_code_granting(&code_id.key(), &exchange.grant_id, issue)
+        .await?;
+    let code = match redemption {
         CodeRedemption::Redeemed(code) => code,
         CodeRedemption::Replayed => {
             tracing::warn!(client = %client.id, code = ?code_id, "authorization code replayed: its tokens are revoked");
@@ -763,36 +871,20 @@ async fn code_grant(
         }
         CodeRedemption::Unknown => return Err(invalid("unknown authorization code")),
     };
-    token::check_code(
-        &code,
-        client,
-        get_param(form, "redirect_uri"),
-        get_param(form, "code_verifier"),
-        now,
-    )?;
-    let grant = Grant {
-        id: grant_id,
-        client_id: client.id.clone(),
-        session_id: code.session_id.clone(),
-        username: code.username.clone(),
-        attributes: code.attributes.clone(),
-        scope: code.scope.clone(),
-        auth_time: code.auth_time,
-        backchannel_logout_uri: client.backchannel_logout_uri.clone(),
-        created_at: now,
-    };
-    let issued = new_tokens(app, &grant.id, &grant.scope, now);
-    if !app
-        .store
-        .put_grant(&grant, &issued.access, Some(&issued.refresh))
-        .await?
-    {
+    let (grant, access, refresh) = exchange.decide(&code)?;
+    if !granted {
         return Err(invalid("the login session has ended"));
     }
+    let issued = Issued {
+        access_id: ids.access,
+        access,
+        refresh_id: ids.refresh,
+        refresh,
+    };
     app.metrics.issued(TicketKind::AccessToken);
     tracing::info!(user = %grant.username, client = %client.id, "tokens issued for an authorization code");
     audit!("tokens_issued", user = %grant.username, client_id = %client.id, scope = %scope_string(&grant.scope));
-    token_response(app, client, &grant, &issued, code.nonce, now).await
+    token_response(app, client, &grant, &issued, code.nonce, exchange.now).await
 }
 
 async fn refresh_grant(
