@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -179,7 +180,8 @@ pub struct SigningKey {
 #[derive(Clone)]
 enum Signer {
     Rsa(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
-    Ec(p256::ecdsa::SigningKey),
+    /// ring's P-256: a signature takes a fraction of the time of the pure-Rust p256 crate's.
+    Ec(Arc<ring::signature::EcdsaKeyPair>),
 }
 
 impl fmt::Debug for SigningKey {
@@ -244,11 +246,14 @@ impl SigningKey {
                         return Err(invalid("internal: EC key with RSA parameters".to_owned()))
                     }
                 };
-                (
-                    public,
-                    Signer::Ec(p256::ecdsa::SigningKey::from(&key)),
-                    decoding,
+                let pair = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &key.to_bytes(),
+                    key.public_key().to_encoded_point(false).as_bytes(),
+                    &ring::rand::SystemRandom::new(),
                 )
+                .map_err(|e| invalid(format!("the P-256 key is not usable: {e}")))?;
+                (public, Signer::Ec(Arc::new(pair)), decoding)
             }
         };
         Ok(Self {
@@ -336,11 +341,13 @@ impl SigningKey {
                         reason: e.to_string(),
                     })?
             }
-            Signer::Ec(key) => {
-                use p256::ecdsa::signature::Signer as _;
-                let signature: p256::ecdsa::Signature = key.sign(jws.as_bytes());
-                signature.to_bytes().to_vec()
-            }
+            Signer::Ec(pair) => pair
+                .sign(&ring::rand::SystemRandom::new(), jws.as_bytes())
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|e| KeyError::Sign {
+                    kid: self.kid.clone(),
+                    reason: e.to_string(),
+                })?,
         };
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
