@@ -1,5 +1,6 @@
 //! JWS/JWT verification (`KeySet::verify`, used for `id_token_hint`) against a fixed key set: one
-//! ES256 and one RS256 key, generated once per process.
+//! ES256 key generated once per process, and one RS256 key read from `fuzz/keys` (generating an RSA
+//! key under the fuzzer's coverage instrumentation took longer than its per-input timeout).
 //!
 //! The whole input is tried as a token. Then, when line 2 is a JSON object, it is signed with one of
 //! the keys (RS256 when line 1 mentions `RS`, else ES256): the token must verify to the same claims,
@@ -23,13 +24,20 @@ const KIDS: [(&str, SigningAlg); 2] = [
     ("fuzz-rs256", SigningAlg::Rs256),
 ];
 
+/// A 2048-bit RSA key made for this target alone (`openssl genpkey -algorithm RSA`); it signs
+/// nothing outside the fuzzer.
+const RS256_KEY: &str = include_str!("../keys/rs256-fuzz-only.pem");
+
 static KEYS: LazyLock<KeySet> = LazyLock::new(|| {
     let entries: Vec<KeyEntry> = KIDS
         .iter()
         .map(|(kid, alg)| KeyEntry {
             kid: (*kid).to_owned(),
             alg: *alg,
-            private_pem: keys::generate(*alg).expect("key generation").private_pem,
+            private_pem: match alg {
+                SigningAlg::Rs256 => RS256_KEY.to_owned(),
+                SigningAlg::Es256 => keys::generate(*alg).expect("key generation").private_pem,
+            },
             active_from: Timestamp::from_unix_millis(0),
             retired_at: None,
         })
