@@ -5,6 +5,14 @@
 //! strictest client charset (`[A-Za-z0-9-]`, trap T6) and carries at least 128 bits of entropy. The
 //! store keys tickets by [`TicketKey`], the SHA-256 of the ticket, so a database lookup compares
 //! hashes, never the secret itself, and a copy of the database holds no usable ticket.
+//!
+//! Tickets issued and used by the thousand (service, proxy and login tickets, authorization codes,
+//! tokens) are made with [`Ticket::generate_at`]: after the prefix come six characters that follow
+//! the time of issue and a dash (`ST-0kP3xq-…`), then the random part. Their key starts with those
+//! six characters, so the store's index files tickets issued together side by side and a busy
+//! server writes a few pages per batch of tickets instead of one page per ticket scattered across
+//! the whole index. The time part is not secret and adds no entropy; the random part alone still
+//! carries more than 128 bits.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -12,6 +20,8 @@ use std::marker::PhantomData;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::time::Timestamp;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -31,12 +41,64 @@ pub fn random_base62(rng: &mut (impl RngCore + CryptoRng), len: usize) -> String
     out
 }
 
-/// A kind of ticket: its prefix and how many random characters follow it.
+/// A kind of ticket: its prefix and how many characters follow it.
 pub trait TicketKind {
     /// The literal prefix, with its dash.
     const PREFIX: &'static str;
-    /// Random base62 characters after the prefix (each carries log2(62) ≈ 5.95 bits).
+    /// Base62 characters after the prefix (each carries log2(62) ≈ 5.95 bits). A time-ordered
+    /// ticket ([`Ticket::generate_at`]) spends [`ORDER_LEN`] + 1 of them on its time part, so both
+    /// layouts have the same length.
     const RANDOM_LEN: usize;
+}
+
+/// Base62 characters of a time-ordered ticket's time part: milliseconds modulo 62⁶ (they wrap
+/// every 657 days, which only means that tickets issued across the wrap are not filed together).
+pub const ORDER_LEN: usize = 6;
+
+/// The random characters a time-ordered ticket keeps: at least 22, 131 bits.
+const fn ordered_random_len(random_len: usize) -> usize {
+    let left = random_len - ORDER_LEN - 1;
+    assert!(
+        left >= 22,
+        "a time-ordered ticket must keep 128 bits of randomness"
+    );
+    left
+}
+
+/// The time part of a ticket issued at `now`.
+fn order_chars(now: Timestamp) -> [u8; ORDER_LEN] {
+    const WRAP: i64 = 62_i64.pow(ORDER_LEN as u32);
+    let mut left = now.unix_millis().rem_euclid(WRAP);
+    let mut out = [b'0'; ORDER_LEN];
+    for c in out.iter_mut().rev() {
+        *c = ALPHABET[usize::try_from(left % 62).unwrap_or(0)];
+        left /= 62;
+    }
+    out
+}
+
+/// An identifier that sorts by `now`: the time part of a ticket issued then, and `random_len`
+/// random base62 characters. For rows the store files by id (grants), so those made together are
+/// stored together.
+pub fn time_ordered_id(
+    now: Timestamp,
+    rng: &mut (impl RngCore + CryptoRng),
+    random_len: usize,
+) -> String {
+    let mut id = String::with_capacity(ORDER_LEN + random_len);
+    id.extend(order_chars(now).map(char::from));
+    id.push_str(&random_base62(rng, random_len));
+    id
+}
+
+/// The time part of a time-ordered ticket (`ST-0kP3xq-…` → `0kP3xq`), or `None` for a ticket of
+/// the purely random layout (or anything else).
+fn order_part(ticket: &str) -> Option<&str> {
+    let (_, rest) = ticket.split_once('-')?;
+    let order = rest.get(..ORDER_LEN)?;
+    let ordered = rest.as_bytes().get(ORDER_LEN) == Some(&b'-')
+        && order.bytes().all(|b| b.is_ascii_alphanumeric());
+    ordered.then_some(order)
 }
 
 /// Service ticket: `ST-` + 29 characters (≈ 172 bits; 32 characters in all, the length every client
@@ -139,11 +201,28 @@ pub type AccessTokenId = Ticket<AccessToken>;
 pub type RefreshTokenId = Ticket<RefreshToken>;
 
 impl<K: TicketKind> Ticket<K> {
-    /// A fresh ticket from `rng`, which must be a cryptographic RNG seeded by the OS.
+    /// A fresh ticket from `rng`, which must be a cryptographic RNG seeded by the OS: the prefix
+    /// and [`TicketKind::RANDOM_LEN`] random characters.
     pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let mut value = String::with_capacity(K::PREFIX.len() + K::RANDOM_LEN);
         value.push_str(K::PREFIX);
         value.push_str(&random_base62(rng, K::RANDOM_LEN));
+        Self {
+            value,
+            kind: PhantomData,
+        }
+    }
+
+    /// A fresh time-ordered ticket issued at `now` (see the module documentation): the prefix,
+    /// the time part, a dash and the random characters from `rng`, the same length as
+    /// [`Ticket::generate`]'s.
+    pub fn generate_at(now: Timestamp, rng: &mut (impl RngCore + CryptoRng)) -> Self {
+        let random_len = const { ordered_random_len(K::RANDOM_LEN) };
+        let mut value = String::with_capacity(K::PREFIX.len() + K::RANDOM_LEN);
+        value.push_str(K::PREFIX);
+        value.extend(order_chars(now).map(char::from));
+        value.push('-');
+        value.push_str(&random_base62(rng, random_len));
         Self {
             value,
             kind: PhantomData,
@@ -202,7 +281,8 @@ impl<K: TicketKind> fmt::Debug for Ticket<K> {
     }
 }
 
-/// SHA-256 of a ticket, lowercase hex: what the store keeps and looks tickets up by.
+/// What the store keeps and looks tickets up by: the SHA-256 of the ticket in lowercase hex, after
+/// the time part of a time-ordered ticket (`0kP3xq` + 64 hex digits), so keys sort by time of issue.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TicketKey(String);
 
@@ -210,7 +290,9 @@ impl TicketKey {
     /// The key of the ticket text `ticket`.
     pub fn of(ticket: &str) -> Self {
         let digest = Sha256::digest(ticket.as_bytes());
-        let mut hex = String::with_capacity(64);
+        let order = order_part(ticket).unwrap_or("");
+        let mut hex = String::with_capacity(order.len() + 64);
+        hex.push_str(order);
         for b in digest {
             hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
             hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
@@ -223,7 +305,7 @@ impl TicketKey {
         Self(hex)
     }
 
-    /// The hex digest.
+    /// The key as stored.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -275,6 +357,55 @@ mod tests {
     fn debug_never_shows_the_whole_ticket() {
         let st = ServiceTicketId::parse("ST-abcdefghijklmnop").unwrap();
         assert_eq!(format!("{st:?}"), "ST-abcd…");
+    }
+
+    #[test]
+    fn time_ordered_tickets_keep_their_length_and_sort_by_time() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let at = |ms| Timestamp::from_unix_millis(ms);
+        let now = 1_796_000_000_000;
+        let st = ServiceTicketId::generate_at(at(now), &mut rng);
+        assert_eq!(st.as_str().len(), 32, "{}", st.as_str());
+        assert_eq!(st.as_str().as_bytes()[9], b'-');
+        assert!(st.as_str()[10..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(ServiceTicketId::parse(st.as_str()).is_some());
+        assert_eq!(
+            ProxyTicketId::generate_at(at(now), &mut rng).as_str().len(),
+            32
+        );
+        assert_eq!(
+            AuthorizationCodeId::generate_at(at(now), &mut rng)
+                .as_str()
+                .len(),
+            AuthorizationCodeId::generate(&mut rng).as_str().len()
+        );
+
+        // Keys follow the time of issue, millisecond by millisecond, whatever the random part.
+        let keys: Vec<TicketKey> = [now, now + 1, now + 1_000, now + 86_400_000]
+            .into_iter()
+            .map(|ms| ServiceTicketId::generate_at(at(ms), &mut rng).key())
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert_eq!(keys[0].as_str().len(), ORDER_LEN + 64);
+        assert_eq!(&keys[0].as_str()[..ORDER_LEN], &st.as_str()[3..9]);
+    }
+
+    #[test]
+    fn keys_of_both_layouts_never_meet() {
+        // A random-layout ticket (every ticket issued before time-ordered ones existed) keeps
+        // its plain hash; a dash elsewhere or a short ticket is not mistaken for a time part.
+        assert_eq!(TicketKey::of("ST-abcdefghij").as_str().len(), 64);
+        assert_eq!(TicketKey::of("ST-abcde-fghij").as_str().len(), 64);
+        assert_eq!(TicketKey::of("ST-abcdef").as_str().len(), 64);
+        assert_eq!(TicketKey::of("ST-ab_def-ghij").as_str().len(), 64);
+        let ordered = TicketKey::of("ST-abcdef-ghij");
+        assert_eq!(ordered.as_str().len(), 70);
+        assert!(ordered.as_str().starts_with("abcdef"));
+        let digest: String = Sha256::digest(b"ST-abcdef-ghij")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(&ordered.as_str()[6..], digest);
     }
 
     #[test]

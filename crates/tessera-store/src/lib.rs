@@ -292,6 +292,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Removes and returns the ticket with this key, atomically: of two concurrent takes, one
     /// gets the ticket and the other `None`. Expired tickets are returned too; the caller decides.
+    /// A ticket whose session has ended is removed and not returned.
     async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
         self.take_service_ticket_recording(key, Box::new(|_| None))
             .await

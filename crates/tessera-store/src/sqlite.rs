@@ -450,6 +450,9 @@ impl Store for SqliteStore {
             else {
                 return Ok(None);
             };
+            if !session_exists(c, ticket.session_id.as_str())? {
+                return Ok(None);
+            }
             if let Some(access) = entered(&ticket) {
                 insert_access(c, ticket.session_id.as_str(), &access)?;
             }
@@ -1274,6 +1277,16 @@ fn insert_access(c: &Connection, session: &str, a: &ServiceAccess) -> StoreResul
 }
 
 /// Marks the session with id `id` used (`touch.at`) and moves its expiry.
+/// Whether the session `id` has not ended (tickets outlive their session until the sweep).
+fn session_exists(c: &Connection, id: &str) -> StoreResult<bool> {
+    let found = scalar::<bool>(
+        c,
+        "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?)",
+        [id],
+    )?;
+    Ok(found.unwrap_or(false))
+}
+
 fn touch_in(c: &Connection, id: &str, touch: SessionTouch) -> StoreResult<()> {
     exec(
         c,

@@ -17,8 +17,8 @@ use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId, TicketKey};
 use tessera_protocol::{Attributes, Timestamp};
 use tessera_store::{
-    CodeRedemption, NewGrant, PostgresStore, ServiceAccess, SessionTouch, SigningKeyRecord,
-    SqliteStore, Store, StoreError, UserRecord,
+    AccessRule, CodeRedemption, NewGrant, PostgresStore, ServiceAccess, SessionTouch,
+    SigningKeyRecord, SqliteStore, Store, StoreError, UserRecord,
 };
 
 const T0: Timestamp = Timestamp::from_unix_millis(1_700_000_000_000);
@@ -184,6 +184,19 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
         store.take_service_ticket(&unvalidated.key).await.unwrap(),
         None,
         "logout ends unvalidated tickets"
+    );
+    // A ticket issued while the session ended (a lookup racing the logout) is not handed out.
+    let late = ticket_for(&s, "https://d/");
+    store.put_service_ticket(&late, None).await.unwrap();
+    let entered_late: AccessRule =
+        Box::new(|_| panic!("no access is recorded for an ended session"));
+    assert_eq!(
+        store
+            .take_service_ticket_recording(&late.key, entered_late)
+            .await
+            .unwrap(),
+        None,
+        "a ticket of an ended session is never valid"
     );
     let orphan = ServiceAccess {
         service: "https://z/".into(),

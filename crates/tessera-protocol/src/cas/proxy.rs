@@ -167,7 +167,7 @@ pub fn issue_proxy_ticket(
             "the user is not allowed to use the target service".into(),
         ));
     }
-    let id = ProxyTicketId::generate(rng);
+    let id = ProxyTicketId::generate_at(now, rng);
     let ticket = ServiceTicket {
         key: id.key(),
         service: req.target_service.clone(),

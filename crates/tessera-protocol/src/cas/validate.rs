@@ -187,7 +187,7 @@ impl ServiceTicket {
         now: Timestamp,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> (ServiceTicketId, Self) {
-        let id = ServiceTicketId::generate(rng);
+        let id = ServiceTicketId::generate_at(now, rng);
         let ticket = Self {
             key: id.key(),
             service,

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_registry_version.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_service_tickets_by_key.sql"),
+    ),
 ];
 
 /// Work for a connection: its result, or an error that undoes what it wrote.
@@ -531,5 +535,47 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(version, MIGRATIONS.last().unwrap().0);
+    }
+
+    #[tokio::test]
+    async fn service_tickets_keep_their_rows_when_rekeyed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            // A database at version 6: service tickets still cascade from their session.
+            let conn = Connection::open(&path).unwrap();
+            for (_, sql) in &MIGRATIONS[..6] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 6;
+                 INSERT INTO sessions VALUES ('s1', 'tgt', 'alice', '{}', 1, 1, 0, 0, 9);
+                 INSERT INTO service_tickets VALUES
+                     ('k1', 'https://a/', 's1', 'alice', '{}', 1, 0, 1, 9, '[\"https://p/\"]');",
+            )
+            .unwrap();
+        }
+        let engine = Engine::open(path.to_str().unwrap()).unwrap();
+        let kept: (String, String, String) = engine
+            .write(Box::new(|c| {
+                // No foreign key any more: a ticket may outlive its session until the sweep.
+                c.execute_batch(
+                    "DELETE FROM sessions;
+                     INSERT INTO service_tickets (ticket_key, service, session_id, username,
+                         attributes, from_new_login, long_term, authenticated_at, expires_at)
+                     VALUES ('k2', 'https://b/', 'gone', 'bob', '{}', 0, 0, 1, 9);",
+                )?;
+                Ok(c.query_row(
+                    "SELECT service, session_id, proxies FROM service_tickets WHERE ticket_key = 'k1'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?)
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            kept,
+            ("https://a/".into(), "s1".into(), r#"["https://p/"]"#.into())
+        );
     }
 }

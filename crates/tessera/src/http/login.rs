@@ -489,7 +489,7 @@ fn client_name<'r>(clients: &'r ClientRegistry, query: &str) -> Option<&'r str> 
 }
 
 pub(crate) async fn new_login_ticket(app: &AppState, now: Timestamp) -> Result<String, PageFault> {
-    let lt = LoginTicketId::generate(&mut rand::rngs::OsRng);
+    let lt = LoginTicketId::generate_at(now, &mut rand::rngs::OsRng);
     app.store
         .put_login_ticket(&lt.key(), now.plus(app.settings.tickets.login_ticket_ttl))
         .await?;

@@ -28,7 +28,7 @@ use tessera_protocol::oidc::{
 };
 use tessera_protocol::session::SsoSession;
 use tessera_protocol::ticket::{
-    random_base62, AccessTokenId, AuthorizationCodeId, LoginTicketId, RefreshTokenId,
+    time_ordered_id, AccessTokenId, AuthorizationCodeId, LoginTicketId, RefreshTokenId,
     TicketGrantingTicketId, TicketKey,
 };
 use tessera_protocol::Timestamp;
@@ -390,7 +390,7 @@ async fn issue_code(
     session: &SsoSession,
     now: Timestamp,
 ) -> Result<Response, PageFault> {
-    let code_id = AuthorizationCodeId::generate(&mut rand::rngs::OsRng);
+    let code_id = AuthorizationCodeId::generate_at(now, &mut rand::rngs::OsRng);
     let code = AuthorizationCode {
         key: code_id.key(),
         client_id: request.client_id.clone(),
@@ -722,11 +722,11 @@ struct TokenIds {
 }
 
 impl TokenIds {
-    fn generate() -> Self {
+    fn generate(now: Timestamp) -> Self {
         let mut rng = rand::rngs::OsRng;
         Self {
-            access: AccessTokenId::generate(&mut rng),
-            refresh: RefreshTokenId::generate(&mut rng),
+            access: AccessTokenId::generate_at(now, &mut rng),
+            refresh: RefreshTokenId::generate_at(now, &mut rng),
         }
     }
 }
@@ -774,7 +774,7 @@ impl TokenLifetimes {
 }
 
 fn new_tokens(app: &AppState, grant_id: &str, scope: &[String], now: Timestamp) -> Issued {
-    let ids = TokenIds::generate();
+    let ids = TokenIds::generate(now);
     let (access, refresh) =
         TokenLifetimes::of(app).tokens((ids.access.key(), ids.refresh.key()), grant_id, scope, now);
     Issued {
@@ -837,15 +837,16 @@ async fn code_grant(
     let code_id = get_param(form, "code")
         .and_then(AuthorizationCodeId::parse)
         .ok_or_else(|| invalid("unknown authorization code"))?;
-    let ids = TokenIds::generate();
+    let now = app.clock.now();
+    let ids = TokenIds::generate(now);
     let exchange = Arc::new(CodeExchange {
         client: client.clone(),
         redirect_uri: get_param(form, "redirect_uri").map(str::to_owned),
         code_verifier: get_param(form, "code_verifier").map(str::to_owned),
-        grant_id: random_base62(&mut rand::rngs::OsRng, 22),
+        grant_id: time_ordered_id(now, &mut rand::rngs::OsRng, 22),
         token_keys: (ids.access.key(), ids.refresh.key()),
         lifetimes: TokenLifetimes::of(app),
-        now: app.clock.now(),
+        now,
     });
     // The grant is saved in the same write that redeems the code, decided there as below.
     let issue: GrantRule = {
