@@ -159,7 +159,8 @@ pub async fn issue_service_ticket(
     };
     app.store.put_service_ticket(&ticket, touch).await?;
     app.metrics.issued(crate::metrics::TicketKind::Service);
-    tracing::info!(user = %session.username, service = %service, ticket = ?id, from_new_login, "service ticket issued");
+    // At debug: the validation's audit event records the entry (see `http::cas`).
+    tracing::debug!(user = %session.username, service = %service, ticket = ?id, from_new_login, "service ticket issued");
     Ok(id)
 }
 
