@@ -379,17 +379,13 @@ pub fn router(app: AppState) -> Router {
     }
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     // Pages that fail show the fault page in the visitor's language.
-    let mut routes = routes.fallback(not_found).with_state(app.clone()).layer(
-        axum::middleware::from_fn_with_state(app.clone(), crate::http::response::localize_faults),
-    );
-    for layer in security::headers(&app) {
-        routes = routes.layer(layer);
-    }
     routes
+        .fallback(not_found)
+        .with_state(app.clone())
         .layer(RequestBodyLimitLayer::new(app.settings.server.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            security::request_limits,
+            security::Frame::new(&app),
+            security::frame,
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -1,6 +1,6 @@
 //! Building responses: pages, redirects, protocol bodies, and the fault every page handler can return.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -90,11 +90,7 @@ pub fn fault_page(app: &AppState, view: &View, request_id: Option<&str>) -> Resp
 
 /// Middleware: a [`PageFault`] answer becomes the fault page in the language the request asks for
 /// (`lang`, `ui_locales`, the language cookie, `Accept-Language`).
-pub async fn localize_faults(
-    State(app): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn localize_faults(app: &AppState, request: Request, next: Next) -> Response {
     // Only what the language and the reference need, kept before the request is consumed.
     let mut kept = HeaderMap::new();
     for name in [header::ACCEPT_LANGUAGE, header::COOKIE] {
@@ -108,9 +104,9 @@ pub async fn localize_faults(
     if response.extensions().get::<Fault>().is_none() {
         return response;
     }
-    let view = request_view(&app, &kept, query.as_deref());
+    let view = request_view(app, &kept, query.as_deref());
     let request_id = request_id.as_ref().and_then(|v| v.to_str().ok());
-    fault_page(&app, &view, request_id)
+    fault_page(app, &view, request_id)
 }
 
 /// The 404 page, in the language the request asks for.

@@ -1,18 +1,56 @@
 //! Security headers, request limits and the ticket-granting cookie, in one place.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::AppState;
 
+/// What every request passes through, as one middleware ([`frame`]) rather than a layer each (a
+/// layer costs a boxed service clone and a future per request): the request limits, fault pages
+/// in the visitor's language, and the security headers.
+#[derive(Clone)]
+pub struct Frame {
+    app: AppState,
+    headers: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl Frame {
+    /// The frame of `app`'s requests, its headers computed once.
+    pub fn new(app: &AppState) -> Self {
+        Self {
+            app: app.clone(),
+            headers: headers(app).into(),
+        }
+    }
+}
+
+/// Refuses what [`refused`] refuses, shows faults as pages in the visitor's language
+/// ([`localize_faults`](crate::http::response::localize_faults)), and adds the security headers
+/// a response lacks.
+pub async fn frame(State(frame): State<Frame>, request: Request, next: Next) -> Response {
+    let mut response = match refused(&frame.app, &request) {
+        Some(refusal) => refusal,
+        None => crate::http::response::localize_faults(&frame.app, request, next).await,
+    };
+    let headers = response.headers_mut();
+    for (name, value) in frame.headers.iter() {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
 /// The security headers every response gets unless its handler set its own: no framing, no
 /// referrer (ticket-carrying URLs must not leak), no sniffing, no caching, a CSP that allows only
-/// our own stylesheet and scripts (no inline script anywhere), and HSTS when served over https. The CSP has no `form-action`: browsers apply it to the redirects that follow a
-/// form submission, and the login form's 302 goes to the service, which `'self'` would block.
-pub fn headers(app: &AppState) -> Vec<SetResponseHeaderLayer<HeaderValue>> {
+/// our own stylesheet and scripts (no inline script anywhere), and HSTS when served over https.
+/// The CSP has no `form-action`: browsers apply it to the redirects that follow a form
+/// submission, and the login form's 302 goes to the service, which `'self'` would block.
+fn headers(app: &AppState) -> Vec<(HeaderName, HeaderValue)> {
     let fixed: [(HeaderName, &'static str); 6] = [
         (
             header::CONTENT_SECURITY_POLICY,
@@ -24,27 +62,22 @@ pub fn headers(app: &AppState) -> Vec<SetResponseHeaderLayer<HeaderValue>> {
         (header::CACHE_CONTROL, "no-store"),
         (header::PRAGMA, "no-cache"),
     ];
-    let mut layers: Vec<_> = fixed
+    let mut headers: Vec<_> = fixed
         .into_iter()
-        .map(|(name, value)| {
-            SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-        })
+        .map(|(name, value)| (name, HeaderValue::from_static(value)))
         .collect();
     let max_age = app.settings.server.hsts_max_age.as_secs();
     if app.is_https() && max_age > 0 {
         if let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}")) {
-            layers.push(SetResponseHeaderLayer::if_not_present(
-                header::STRICT_TRANSPORT_SECURITY,
-                value,
-            ));
+            headers.push((header::STRICT_TRANSPORT_SECURITY, value));
         }
     }
-    layers
+    headers
 }
 
-/// Refuses request targets longer than `[server] max_uri_bytes` (414) and header sections larger
-/// than `[server] max_header_bytes` (431) before any handler sees them.
-pub async fn request_limits(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// The answer to a request target longer than `[server] max_uri_bytes` (414) or a header section
+/// larger than `[server] max_header_bytes` (431), which no handler sees.
+fn refused(app: &AppState, request: &Request) -> Option<Response> {
     let limits = &app.settings.server;
     let target = request
         .uri()
@@ -52,7 +85,7 @@ pub async fn request_limits(State(app): State<AppState>, request: Request, next:
         .map_or(0, |p| p.as_str().len());
     if target > limits.max_uri_bytes {
         tracing::info!(bytes = target, "request refused: URI too long");
-        return (StatusCode::URI_TOO_LONG, "the request URI is too long\n").into_response();
+        return Some((StatusCode::URI_TOO_LONG, "the request URI is too long\n").into_response());
     }
     let headers: usize = request
         .headers()
@@ -61,13 +94,15 @@ pub async fn request_limits(State(app): State<AppState>, request: Request, next:
         .sum();
     if headers > limits.max_header_bytes {
         tracing::info!(bytes = headers, "request refused: headers too large");
-        return (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "the request headers are too large\n",
-        )
-            .into_response();
+        return Some(
+            (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "the request headers are too large\n",
+            )
+                .into_response(),
+        );
     }
-    next.run(request).await
+    None
 }
 
 /// The `Set-Cookie` value that hands the browser its TGT (CAS 3.0 §3.6): HttpOnly, SameSite=Lax,
