@@ -247,18 +247,16 @@ pub struct Validation {
     pub proxy_granting_ticket: Option<String>,
 }
 
-/// CAS 3.0 §2.5: decides a validation. `ticket` is what the store *took* for the request's ticket
-/// (`None` when unknown or already used); `service` is the registered service the ticket's URL belongs
-/// to now.
-pub fn validate_service_ticket(
+/// The checks of [`validate_service_ticket`] on a ticket taken, without building the answer:
+/// the service it is registered under when the ticket validates. Cheap (nothing is copied), for
+/// deciding inside the store's write; `validate_service_ticket` succeeds exactly when this does.
+pub fn check_service_ticket<'s>(
     req: &ValidateRequest,
-    ticket: Option<ServiceTicket>,
-    service: Option<&RegisteredService>,
+    ticket: &ServiceTicket,
+    service: Option<&'s RegisteredService>,
     now: Timestamp,
-) -> Result<Validation, ValidationError> {
+) -> Result<&'s RegisteredService, ValidationError> {
     let shown = req.ticket.as_str();
-    let ticket = ticket
-        .ok_or_else(|| ValidationError::InvalidTicket(format!("ticket {shown} not recognized")))?;
     if now >= ticket.expires_at {
         return Err(ValidationError::InvalidTicket(format!(
             "ticket {shown} has expired"
@@ -274,11 +272,26 @@ pub fn validate_service_ticket(
             "ticket {shown} was issued from single sign-on, but renew was requested"
         )));
     }
-    let service = service.ok_or_else(|| {
+    service.ok_or_else(|| {
         ValidationError::UnauthorizedService(
             "the service is not authorized to use this server".into(),
         )
-    })?;
+    })
+}
+
+/// CAS 3.0 §2.5: decides a validation. `ticket` is what the store *took* for the request's ticket
+/// (`None` when unknown or already used); `service` is the registered service the ticket's URL belongs
+/// to now.
+pub fn validate_service_ticket(
+    req: &ValidateRequest,
+    ticket: Option<ServiceTicket>,
+    service: Option<&RegisteredService>,
+    now: Timestamp,
+) -> Result<Validation, ValidationError> {
+    let shown = req.ticket.as_str();
+    let ticket = ticket
+        .ok_or_else(|| ValidationError::InvalidTicket(format!("ticket {shown} not recognized")))?;
+    let service = check_service_ticket(req, &ticket, service, now)?;
     let mut attributes = service.released(&ticket.attributes);
     let user_attributes = ticket.attributes.clone();
     attributes.retain(|name, _| !ProtocolAttributes::NAMES.contains(&name.as_str()));

@@ -13,8 +13,8 @@ use axum::Router;
 use tessera_protocol::cas::proxy;
 use tessera_protocol::cas::saml11::{self, ResponseContext};
 use tessera_protocol::cas::validate::{
-    validate_service_ticket, Endpoint, ResponseFormat, ServiceTicket, ValidateParams,
-    ValidateRequest, Validation,
+    check_service_ticket, validate_service_ticket, Endpoint, ResponseFormat, ServiceTicket,
+    ValidateParams, ValidateRequest, Validation,
 };
 use tessera_protocol::cas::{xml, ValidationError};
 use tessera_protocol::service::ServiceRegistry;
@@ -280,6 +280,23 @@ fn verdict(
     Ok(validation)
 }
 
+/// Whether [`verdict`] on `ticket` is a success, without building the answer (no attribute is
+/// released or copied): what the store's write decides with while other writes wait. Pure.
+fn admitted(
+    req: &ValidateRequest,
+    ticket: &ServiceTicket,
+    registry: &ServiceRegistry,
+    allow_http_callbacks: bool,
+    now: Timestamp,
+) -> bool {
+    let service = registry.find(ticket.service.as_str());
+    check_service_ticket(req, ticket, service, now).is_ok_and(|service| {
+        req.pgt_url.as_deref().is_none_or(|pgt_url| {
+            proxy::check_callback(service, pgt_url, allow_http_callbacks).is_ok()
+        })
+    })
+}
+
 /// Takes the ticket and decides. Whatever the outcome, the ticket is gone (CAS 3.0 §3.1.1).
 async fn run(
     app: &AppState,
@@ -313,17 +330,15 @@ async fn decide(
     let fetched = async {
         let registry = app.registry().await?;
         // The service the ticket's session enters is recorded (for single logout) in the same
-        // write that takes the ticket, decided there by the same verdict as the answer's.
+        // write that takes the ticket, decided there by the same checks as the answer's.
         let entered: AccessRule = {
             let (req, registry) = (req.clone(), registry.clone());
             Box::new(move |ticket: &ServiceTicket| {
-                let v = verdict(&req, Some(ticket.clone()), &registry, allow_http, now).ok()?;
                 // Only web applications can be told of a logout (a proxy target may be `imap://…`).
-                v.service
-                    .as_str()
-                    .starts_with("http")
+                let service = ticket.service.as_str();
+                (service.starts_with("http") && admitted(&req, ticket, &registry, allow_http, now))
                     .then(|| ServiceAccess {
-                        service: v.service.as_str().to_owned(),
+                        service: service.to_owned(),
                         ticket: req.ticket.as_str().to_owned(),
                         validated_at: now,
                     })

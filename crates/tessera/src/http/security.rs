@@ -37,6 +37,8 @@ pub async fn frame(State(frame): State<Frame>, request: Request, next: Next) -> 
         None => crate::http::response::localize_faults(&frame.app, request, next).await,
     };
     let headers = response.headers_mut();
+    // One allocation for all of them (and the request id added outside), not one per doubling.
+    headers.reserve(frame.headers.len() + 1);
     for (name, value) in frame.headers.iter() {
         if !headers.contains_key(name) {
             headers.insert(name.clone(), value.clone());

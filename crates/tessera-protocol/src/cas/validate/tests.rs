@@ -186,6 +186,31 @@ fn expiry_service_mismatch_renew_and_unregistered() {
 }
 
 #[test]
+fn the_checks_alone_agree_with_the_whole_validation() {
+    let svc = registered(AttributeRelease::Nothing);
+    let (id, t, now) = issue(false);
+    let later = now.plus(Duration::from_secs(60));
+    let cases = [
+        (request(&id, SERVICE, false), Some(&svc), now),
+        (request(&id, SERVICE, false), Some(&svc), later),
+        (request(&id, "https://app.example.org/other", false), Some(&svc), now),
+        (request(&id, SERVICE, true), Some(&svc), now),
+        (request(&id, SERVICE, false), None, now),
+    ];
+    let mut admitted = 0;
+    for (req, service, at) in cases {
+        let checked = check_service_ticket(&req, &t, service, at);
+        let whole = validate_service_ticket(&req, Some(t.clone()), service, at);
+        assert_eq!(
+            checked.as_ref().err().map(ValidationError::code),
+            whole.as_ref().err().map(ValidationError::code)
+        );
+        admitted += usize::from(checked.is_ok());
+    }
+    assert_eq!(admitted, 1);
+}
+
+#[test]
 fn xml_success_is_byte_exact() {
     let (id, t, now) = issue(true);
     let mut svc = registered(AttributeRelease::All);
