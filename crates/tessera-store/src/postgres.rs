@@ -328,19 +328,18 @@ impl Store for PostgresStore {
         entered: AccessRule,
     ) -> StoreResult<Option<ServiceTicket>> {
         let mut tx = self.pool.begin().await?;
+        // A ticket outlives its session until the sweep: taken, but not handed out.
         let ticket = sqlx::query_as::<_, ServiceTicketRow>(&format!(
-            "DELETE FROM service_tickets WHERE ticket_key = $1 RETURNING {SERVICE_TICKET_COLUMNS}"
+            "WITH taken AS (DELETE FROM service_tickets WHERE ticket_key = $1 \
+                            RETURNING {SERVICE_TICKET_COLUMNS}) \
+             SELECT {SERVICE_TICKET_COLUMNS} FROM taken \
+             WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = taken.session_id)"
         ))
         .bind(key.as_str())
         .fetch_optional(&mut *tx)
         .await?
         .map(ServiceTicket::try_from)
         .transpose()?;
-        // A ticket outlives its session until the sweep: taken, but not handed out.
-        let ticket = match ticket {
-            Some(t) if session_exists(&mut tx, t.session_id.as_str()).await? => Some(t),
-            _ => None,
-        };
         if let Some(t) = &ticket {
             if let Some(access) = entered(t) {
                 insert_access(&mut tx, t.session_id.as_str(), &access).await?;
@@ -1100,16 +1099,6 @@ async fn touch_in(conn: &mut sqlx::PgConnection, id: &str, touch: SessionTouch) 
 /// orders this write with a concurrent end of the session (which locks it FOR UPDATE) and lets
 /// touch_session through: either this row is in place before the session ends, and is queued for
 /// logout, or the session is found gone.
-/// Whether the session `id` has not ended (tickets outlive their session until the sweep).
-async fn session_exists(conn: &mut sqlx::PgConnection, id: &str) -> StoreResult<bool> {
-    Ok(
-        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)")
-            .bind(id)
-            .fetch_one(conn)
-            .await?,
-    )
-}
-
 async fn insert_access(
     conn: &mut sqlx::PgConnection,
     session: &str,
