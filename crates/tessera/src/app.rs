@@ -8,6 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tessera_protocol::service::{RegisteredService, ServiceRegistry};
 use tessera_store::{Store, StoreError, StoreResult};
@@ -308,7 +309,7 @@ impl Server {
             None => {
                 let app =
                     router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-                axum::serve(self.listener, app)
+                axum::serve(self.listener.tap_io(no_delay), app)
                     .with_graceful_shutdown(shutdown)
                     .await
             }
@@ -351,6 +352,14 @@ impl MakeRequestId for RandomRequestId {
         // Not a secret: the thread's generator (seeded by the OS) spares a system call per request.
         let id = tessera_protocol::ticket::random_base62(&mut rand::thread_rng(), 16);
         HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// Sends each response as soon as it is written, without waiting for the previous segment's
+/// acknowledgement (Nagle's algorithm): answers are small and one per request.
+pub(crate) fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
 }
 

@@ -119,6 +119,8 @@ pub async fn serve(
         let Some(acceptor) = tls.acceptor() else {
             continue;
         };
+        let mut tcp = tcp;
+        crate::app::no_delay(&mut tcp);
         let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
             let stream = match acceptor.accept(tcp).await {

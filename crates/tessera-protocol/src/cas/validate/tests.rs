@@ -193,7 +193,11 @@ fn the_checks_alone_agree_with_the_whole_validation() {
     let cases = [
         (request(&id, SERVICE, false), Some(&svc), now),
         (request(&id, SERVICE, false), Some(&svc), later),
-        (request(&id, "https://app.example.org/other", false), Some(&svc), now),
+        (
+            request(&id, "https://app.example.org/other", false),
+            Some(&svc),
+            now,
+        ),
         (request(&id, SERVICE, true), Some(&svc), now),
         (request(&id, SERVICE, false), None, now),
     ];
