@@ -34,6 +34,10 @@ pub enum StoreError {
     /// The SQLite database reported an error.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A write was decided with services or clients that have changed since (the registry
+    /// version it was given is not the store's): nothing was written; decide again.
+    #[error("the services or clients changed while the request was decided")]
+    RegistryChanged,
     /// The store cannot take requests any more (its writer stopped).
     #[error("database unavailable: {0}")]
     Unavailable(String),

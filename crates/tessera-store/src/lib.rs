@@ -284,27 +284,37 @@ pub trait Store: Send + Sync + 'static {
 
     // --- service tickets ---------------------------------------------------------------------
     /// Saves a newly issued service ticket and, in the same transaction (one commit), marks its
-    /// session used when `touch` says so.
+    /// session used when `touch` says so. With `decided_at` (the [`registry_version`] the
+    /// issuing was decided under), nothing is saved if the services or clients have changed since:
+    /// [`StoreError::RegistryChanged`].
+    ///
+    /// [`registry_version`]: Store::registry_version
     async fn put_service_ticket(
         &self,
         ticket: &ServiceTicket,
         touch: Option<SessionTouch>,
+        decided_at: Option<i64>,
     ) -> StoreResult<()>;
     /// Removes and returns the ticket with this key, atomically: of two concurrent takes, one
     /// gets the ticket and the other `None`. Expired tickets are returned too; the caller decides.
     /// A ticket whose session has ended is removed and not returned.
     async fn take_service_ticket(&self, key: &TicketKey) -> StoreResult<Option<ServiceTicket>> {
-        self.take_service_ticket_recording(key, Box::new(|_| None))
+        self.take_service_ticket_recording(key, Box::new(|_| None), None)
             .await
     }
     /// [`take_service_ticket`](Store::take_service_ticket), and in the same transaction the
     /// access `entered` returns for the ticket taken (if any): the service the ticket's session
     /// entered by validating it, as [`put_service_access`](Store::put_service_access) records it.
-    /// One write where a validation made two.
+    /// One write where a validation made two. With `decided_at` (the [`registry_version`] that
+    /// `entered` decides with), nothing is taken if the services or clients have changed since:
+    /// [`StoreError::RegistryChanged`].
+    ///
+    /// [`registry_version`]: Store::registry_version
     async fn take_service_ticket_recording(
         &self,
         key: &TicketKey,
         entered: AccessRule,
+        decided_at: Option<i64>,
     ) -> StoreResult<Option<ServiceTicket>>;
     /// Records that `session` entered `service` by validating `ticket` (only the latest ticket per
     /// service URL is kept). Nothing is recorded if the session has ended meanwhile.

@@ -51,6 +51,9 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
+/// The registry version (see [`Store::registry_version`]).
+const REGISTRY_VERSION: &str = "SELECT version FROM registry_version WHERE id = 1";
+
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or
     /// `postgresql://…`, with libpq-style query parameters such as `sslmode`) and migrates it. The
@@ -82,22 +85,24 @@ impl PostgresStore {
     }
 
     /// Runs `write` (one statement, in a transaction of its own), or with a `touch`, runs it and
-    /// the touch of session `session_id` in one transaction.
+    /// the touch of session `session_id` in one transaction: the rows `write` changed (when it
+    /// changed none, nothing is touched).
     async fn execute_touching(
         &self,
         write: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
         session_id: &str,
         touch: Option<SessionTouch>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u64> {
         let Some(touch) = touch else {
-            write.execute(&self.pool).await?;
-            return Ok(());
+            return Ok(write.execute(&self.pool).await?.rows_affected());
         };
         let mut tx = self.pool.begin().await?;
-        write.execute(&mut *tx).await?;
-        touch_in(&mut tx, session_id, touch).await?;
-        tx.commit().await?;
-        Ok(())
+        let written = write.execute(&mut *tx).await?.rows_affected();
+        if written > 0 {
+            touch_in(&mut tx, session_id, touch).await?;
+            tx.commit().await?;
+        }
+        Ok(written)
     }
 }
 
@@ -302,10 +307,12 @@ impl Store for PostgresStore {
         &self,
         t: &ServiceTicket,
         touch: Option<SessionTouch>,
+        decided_at: Option<i64>,
     ) -> StoreResult<()> {
         let sql = format!(
             "INSERT INTO service_tickets ({SERVICE_TICKET_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             WHERE $11::BIGINT IS NULL OR $11 = ({REGISTRY_VERSION})"
         );
         let insert = sqlx::query(&sql)
             .bind(t.key.as_str())
@@ -317,17 +324,32 @@ impl Store for PostgresStore {
             .bind(t.long_term)
             .bind(ts(t.authenticated_at))
             .bind(ts(t.expires_at))
-            .bind(to_json(&t.proxies));
-        self.execute_touching(insert, t.session_id.as_str(), touch)
-            .await
+            .bind(to_json(&t.proxies))
+            .bind(decided_at);
+        match self
+            .execute_touching(insert, t.session_id.as_str(), touch)
+            .await?
+        {
+            0 => Err(StoreError::RegistryChanged),
+            _ => Ok(()),
+        }
     }
 
     async fn take_service_ticket_recording(
         &self,
         key: &TicketKey,
         entered: AccessRule,
+        decided_at: Option<i64>,
     ) -> StoreResult<Option<ServiceTicket>> {
         let mut tx = self.pool.begin().await?;
+        if let Some(decided_at) = decided_at {
+            let version: i64 = sqlx::query_scalar(REGISTRY_VERSION)
+                .fetch_one(&mut *tx)
+                .await?;
+            if version != decided_at {
+                return Err(StoreError::RegistryChanged);
+            }
+        }
         // A ticket outlives its session until the sweep: taken, but not handed out.
         let ticket = sqlx::query_as::<_, ServiceTicketRow>(&format!(
             "WITH taken AS (DELETE FROM service_tickets WHERE ticket_key = $1 \
@@ -582,7 +604,8 @@ impl Store for PostgresStore {
         .bind(ts(c.auth_time))
         .bind(ts(c.expires_at));
         self.execute_touching(insert, c.session_id.as_str(), touch)
-            .await
+            .await?;
+        Ok(())
     }
 
     async fn redeem_authorization_code_granting(
@@ -816,11 +839,9 @@ impl Store for PostgresStore {
     }
 
     async fn registry_version(&self) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(REGISTRY_VERSION)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn get_or_put_setting(&self, name: &str, value: &str) -> StoreResult<String> {

@@ -106,6 +106,9 @@ impl SqliteStore {
     }
 }
 
+/// The registry version (see [`Store::registry_version`]).
+const REGISTRY_VERSION: &str = "SELECT version FROM registry_version WHERE id = 1";
+
 /// Runs one statement; the number of rows it changed.
 fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResult<usize> {
     Ok(c.prepare_cached(sql)?.execute(params)?)
@@ -403,9 +406,11 @@ impl Store for SqliteStore {
         &self,
         t: &ServiceTicket,
         touch: Option<SessionTouch>,
+        decided_at: Option<i64>,
     ) -> StoreResult<()> {
         let t = t.clone();
         self.write(move |c| {
+            still_current(c, decided_at)?;
             exec(
                 c,
                 &format!(
@@ -434,9 +439,11 @@ impl Store for SqliteStore {
         &self,
         key: &TicketKey,
         entered: AccessRule,
+        decided_at: Option<i64>,
     ) -> StoreResult<Option<ServiceTicket>> {
         let key = key.as_str().to_owned();
         self.write(move |c| {
+            still_current(c, decided_at)?;
             let Some(ticket) = one::<ServiceTicketRow>(
                 c,
                 &format!(
@@ -962,7 +969,7 @@ impl Store for SqliteStore {
 
     async fn registry_version(&self) -> StoreResult<i64> {
         self.lookup(|c| {
-            scalar(c, "SELECT version FROM registry_version WHERE id = 1", [])?
+            scalar(c, REGISTRY_VERSION, [])?
                 .ok_or_else(|| StoreError::Corrupt("registry_version has no row".into()))
         })
         .await
@@ -1277,6 +1284,17 @@ fn insert_access(c: &Connection, session: &str, a: &ServiceAccess) -> StoreResul
 }
 
 /// Marks the session with id `id` used (`touch.at`) and moves its expiry.
+/// [`StoreError::RegistryChanged`] unless the registry version is still `decided_at` (if given).
+fn still_current(c: &Connection, decided_at: Option<i64>) -> StoreResult<()> {
+    let Some(decided_at) = decided_at else {
+        return Ok(());
+    };
+    match scalar::<i64>(c, REGISTRY_VERSION, [])? {
+        Some(version) if version == decided_at => Ok(()),
+        _ => Err(StoreError::RegistryChanged),
+    }
+}
+
 /// Whether the session `id` has not ended (tickets outlive their session until the sweep).
 fn session_exists(c: &Connection, id: &str) -> StoreResult<bool> {
     let found = scalar::<bool>(

@@ -70,7 +70,7 @@ async fn service_tickets_are_taken_once(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let t = ticket_for(&s, "https://app/?a=b");
-    store.put_service_ticket(&t, None).await.unwrap();
+    store.put_service_ticket(&t, None, None).await.unwrap();
     assert_eq!(
         store.take_service_ticket(&t.key).await.unwrap(),
         Some(t.clone())
@@ -85,6 +85,65 @@ async fn service_tickets_are_taken_once(store: Arc<dyn Store>) {
     );
 }
 
+async fn ticket_writes_decided_with_an_old_registry_write_nothing(store: Arc<dyn Store>) {
+    let (tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let decided = store.registry_version().await.unwrap();
+    let before = ticket_for(&s, "https://app/");
+    store
+        .put_service_ticket(&before, None, Some(decided))
+        .await
+        .unwrap();
+    // The services change: decisions made before are refused, and write nothing.
+    let app = RegisteredService::new(
+        "app",
+        ServicePattern::regex(r"https://app/.*").unwrap(),
+        ServiceOrigin::Database,
+    );
+    store.put_service(&app).await.unwrap();
+    let after = ticket_for(&s, "https://app/");
+    let touch = SessionTouch {
+        at: T0.plus(Duration::from_secs(9)),
+        expires_at: T0.plus(Duration::from_secs(99)),
+    };
+    assert!(matches!(
+        store
+            .put_service_ticket(&after, Some(touch), Some(decided))
+            .await,
+        Err(StoreError::RegistryChanged)
+    ));
+    assert_eq!(store.take_service_ticket(&after.key).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_session(&tgt.key())
+            .await
+            .unwrap()
+            .map(|s| s.last_used_at),
+        Some(s.last_used_at),
+        "a refused ticket does not touch its session"
+    );
+    let rule: AccessRule = Box::new(|_| panic!("nothing is decided under an old registry"));
+    assert!(matches!(
+        store
+            .take_service_ticket_recording(&before.key, rule, Some(decided))
+            .await,
+        Err(StoreError::RegistryChanged)
+    ));
+    // Decided again under the current version, the same ticket is still there to take.
+    let current = store.registry_version().await.unwrap();
+    assert_ne!(current, decided);
+    assert_eq!(
+        store
+            .take_service_ticket_recording(&before.key, Box::new(|_| None), Some(current))
+            .await
+            .unwrap(),
+        Some(before)
+    );
+}
+
 async fn concurrent_takes_hand_a_ticket_to_exactly_one(store: Arc<dyn Store>) {
     let (_, s) = new_session("alice");
     store
@@ -93,7 +152,7 @@ async fn concurrent_takes_hand_a_ticket_to_exactly_one(store: Arc<dyn Store>) {
         .unwrap();
     for _ in 0..5 {
         let t = ticket_for(&s, "https://app/");
-        store.put_service_ticket(&t, None).await.unwrap();
+        store.put_service_ticket(&t, None, None).await.unwrap();
         let takers: Vec<_> = (0..16)
             .map(|_| {
                 let (store, key) = (store.clone(), t.key.clone());
@@ -141,7 +200,7 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
     };
     let entered = ticket_for(&s, "https://a/");
     store
-        .put_service_ticket(&entered, Some(touch))
+        .put_service_ticket(&entered, Some(touch), None)
         .await
         .unwrap();
     let used = store.get_session(&tgt.key()).await.unwrap().unwrap();
@@ -152,7 +211,10 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
     );
 
     let unvalidated = ticket_for(&s, "https://b/");
-    store.put_service_ticket(&unvalidated, None).await.unwrap();
+    store
+        .put_service_ticket(&unvalidated, None, None)
+        .await
+        .unwrap();
     for (service, ticket) in [
         ("https://a/", "ST-1"),
         ("https://a/", "ST-2"),
@@ -187,12 +249,12 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
     );
     // A ticket issued while the session ended (a lookup racing the logout) is not handed out.
     let late = ticket_for(&s, "https://d/");
-    store.put_service_ticket(&late, None).await.unwrap();
+    store.put_service_ticket(&late, None, None).await.unwrap();
     let entered_late: AccessRule =
         Box::new(|_| panic!("no access is recorded for an ended session"));
     assert_eq!(
         store
-            .take_service_ticket_recording(&late.key, entered_late)
+            .take_service_ticket_recording(&late.key, entered_late, None)
             .await
             .unwrap(),
         None,
@@ -215,7 +277,7 @@ async fn a_taken_ticket_records_the_service_its_session_entered(store: Arc<dyn S
     let entered = ticket_for(&s, "https://a/");
     let refused = ticket_for(&s, "https://b/");
     for t in [&entered, &refused] {
-        store.put_service_ticket(t, None).await.unwrap();
+        store.put_service_ticket(t, None, None).await.unwrap();
     }
     let access = ServiceAccess {
         service: "https://a/".into(),
@@ -231,14 +293,14 @@ async fn a_taken_ticket_records_the_service_its_session_entered(store: Arc<dyn S
     };
     assert_eq!(
         store
-            .take_service_ticket_recording(&entered.key, rule)
+            .take_service_ticket_recording(&entered.key, rule, None)
             .await
             .unwrap(),
         Some(entered.clone())
     );
     // A verdict of refusal records nothing, and a ticket that is not there asks for no verdict.
     let taken = store
-        .take_service_ticket_recording(&refused.key, Box::new(|_| None))
+        .take_service_ticket_recording(&refused.key, Box::new(|_| None), None)
         .await
         .unwrap();
     assert_eq!(taken, Some(refused));
@@ -252,7 +314,7 @@ async fn a_taken_ticket_records_the_service_its_session_entered(store: Arc<dyn S
     };
     assert_eq!(
         store
-            .take_service_ticket_recording(&entered.key, rule)
+            .take_service_ticket_recording(&entered.key, rule, None)
             .await
             .unwrap(),
         None
@@ -425,7 +487,7 @@ async fn expired_rows_are_swept(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let t = ticket_for(&s2, "https://app/");
-    store.put_service_ticket(&t, None).await.unwrap();
+    store.put_service_ticket(&t, None, None).await.unwrap();
     store
         .record_login_failure("ip:1", T0, Duration::from_secs(60))
         .await
@@ -661,7 +723,7 @@ async fn proxy_granting_tickets_live_and_end_with_their_session(store: Arc<dyn S
     }
     let mut pt = ticket_for(&s, "imap://mail");
     pt.proxies = pgt.proxies.clone();
-    store.put_service_ticket(&pt, None).await.unwrap();
+    store.put_service_ticket(&pt, None, None).await.unwrap();
     assert_eq!(
         store
             .take_service_ticket(&pt.key)
@@ -719,7 +781,7 @@ async fn the_registry_version_moves_with_services_and_clients(store: Arc<dyn Sto
         .await
         .unwrap();
     store
-        .put_service_ticket(&ticket_for(&s, "https://app.org/"), None)
+        .put_service_ticket(&ticket_for(&s, "https://app.org/"), None, None)
         .await
         .unwrap();
     assert!(!store.delete_service("app").await.unwrap());
@@ -1364,6 +1426,7 @@ macro_rules! backend_tests {
 
 backend_tests!(
     service_tickets_are_taken_once,
+    ticket_writes_decided_with_an_old_registry_write_nothing,
     a_taken_ticket_records_the_service_its_session_entered,
     concurrent_takes_hand_a_ticket_to_exactly_one,
     sessions_live_are_touched_and_end_with_their_tickets,
@@ -1423,7 +1486,7 @@ async fn postgres_nodes_share_one_database() {
         .unwrap();
     assert_eq!(b.get_session(&tgt.key()).await.unwrap(), Some(s.clone()));
     let t = ticket_for(&s, "https://app/");
-    a.put_service_ticket(&t, None).await.unwrap();
+    a.put_service_ticket(&t, None, None).await.unwrap();
     assert_eq!(
         b.take_service_ticket(&t.key).await.unwrap(),
         Some(t.clone())
@@ -1515,7 +1578,7 @@ async fn a_committed_ticket_survives_reopening_the_database() {
             .put_session(&s, T0.plus(Duration::from_secs(60)))
             .await
             .unwrap();
-        store.put_service_ticket(&t, None).await.unwrap();
+        store.put_service_ticket(&t, None, None).await.unwrap();
     }
     let store = sqlite(&dir).await;
     assert_eq!(store.take_service_ticket(&t.key).await.unwrap(), Some(t));
@@ -1586,7 +1649,7 @@ async fn fill_with_one_of_everything(store: &Arc<dyn Store>) -> Filled {
         .await
         .unwrap();
     let ticket = ticket_for(&session, "https://app.org/?a=b");
-    store.put_service_ticket(&ticket, None).await.unwrap();
+    store.put_service_ticket(&ticket, None, None).await.unwrap();
     let entered = ServiceAccess {
         service: "https://app.org/".into(),
         ticket: "ST-entered".into(),

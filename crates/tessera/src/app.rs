@@ -77,10 +77,19 @@ pub struct SharedState {
     static_base: Arc<str>,
 }
 
+/// How many times a write decided with [`AppState::kept_registry`] is decided again when the
+/// services keep changing under it (once is the rule: the retry reads the current registry).
+pub(crate) const DECISION_TRIES: usize = 3;
+
 impl AppState {
     /// The registry: config-file services, then database services.
     /// Compiled once per change of the database's services (see [`crate::registry`]).
     pub async fn registry(&self) -> StoreResult<Arc<ServiceRegistry>> {
+        Ok(self.current_registry().await?.1)
+    }
+
+    /// [`AppState::registry`] with the registry version it stands for.
+    pub async fn current_registry(&self) -> StoreResult<(i64, Arc<ServiceRegistry>)> {
         self.registry_cache
             .get(self.store.as_ref(), || async {
                 Ok(ServiceRegistry::new(
@@ -89,6 +98,20 @@ impl AppState {
                 ))
             })
             .await
+    }
+
+    /// The registry as last compiled and its version, without asking the store (the current one
+    /// before any was compiled). Only for a decision that ends in a store write given that
+    /// version as `decided_at`, which refuses it ([`StoreError::RegistryChanged`]) if the
+    /// services have changed since: the caller then decides again with [`AppState::registry`].
+    /// It spares a hot request the read of the registry version.
+    ///
+    /// [`StoreError::RegistryChanged`]: tessera_store::StoreError::RegistryChanged
+    pub async fn kept_registry(&self) -> StoreResult<(i64, Arc<ServiceRegistry>)> {
+        match self.registry_cache.kept() {
+            Some(kept) => Ok(kept),
+            None => self.current_registry().await,
+        }
     }
 
     /// `path` under the CAS base path (`/login` → `/cas/login`).

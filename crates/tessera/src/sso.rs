@@ -134,13 +134,16 @@ fn log_ended(app: &AppState, ended: Option<&EndedSession>, reason: &'static str)
 }
 
 /// Issues a service ticket for `service` from `session`, commits it, and marks the session used.
-/// The ticket is durable before this returns, so it can be handed to the browser.
+/// The ticket is durable before this returns, so it can be handed to the browser. With
+/// `decided_at`, the registry version the issuing was decided under, nothing is issued if the
+/// services have changed since ([`tessera_store::StoreError::RegistryChanged`]).
 pub async fn issue_service_ticket(
     app: &AppState,
     session: &SsoSession,
     service: &ServiceUrl,
     from_new_login: bool,
     now: Timestamp,
+    decided_at: Option<i64>,
 ) -> StoreResult<ServiceTicketId> {
     let (id, ticket) = ServiceTicket::issue(
         session,
@@ -157,7 +160,9 @@ pub async fn issue_service_ticket(
     } else {
         used_at(app, session, now)
     };
-    app.store.put_service_ticket(&ticket, touch).await?;
+    app.store
+        .put_service_ticket(&ticket, touch, decided_at)
+        .await?;
     app.metrics.issued(crate::metrics::TicketKind::Service);
     // At debug: the validation's audit event records the entry (see `http::cas`).
     tracing::debug!(user = %session.username, service = %service, ticket = ?id, from_new_login, "service ticket issued");

@@ -19,7 +19,7 @@ use tessera_protocol::cas::validate::{
 use tessera_protocol::cas::{xml, ValidationError};
 use tessera_protocol::service::ServiceRegistry;
 use tessera_protocol::Timestamp;
-use tessera_store::{AccessRule, ServiceAccess};
+use tessera_store::{AccessRule, ServiceAccess, StoreError};
 
 use crate::app::{AppState, StartError};
 use crate::audit::audit;
@@ -97,7 +97,7 @@ async fn issue_proxy(
         let ttl = app.settings.tickets.service_ticket_ttl;
         match proxy::issue_proxy_ticket(&req, pgt, target, ttl, now, &mut rand::rngs::OsRng) {
             Ok((id, ticket)) => {
-                app.store.put_service_ticket(&ticket, None).await?;
+                app.store.put_service_ticket(&ticket, None, None).await?;
                 app.metrics.issued(TicketKind::Proxy);
                 tracing::info!(user = %ticket.username, service = %ticket.service, ticket = ?id, proxies = ?ticket.proxies, "proxy ticket issued");
                 Ok(Ok(id.as_str().to_owned()))
@@ -328,27 +328,38 @@ async fn decide(
     };
     let allow_http = app.settings.proxy.allow_http_callbacks;
     let fetched = async {
-        let registry = app.registry().await?;
-        // The service the ticket's session enters is recorded (for single logout) in the same
-        // write that takes the ticket, decided there by the same checks as the answer's.
-        let entered: AccessRule = {
-            let (req, registry) = (req.clone(), registry.clone());
-            Box::new(move |ticket: &ServiceTicket| {
-                // Only web applications can be told of a logout (a proxy target may be `imap://…`).
-                let service = ticket.service.as_str();
-                (service.starts_with("http") && admitted(&req, ticket, &registry, allow_http, now))
-                    .then(|| ServiceAccess {
+        // Decided with the registry as last compiled; the take refuses if the services have
+        // changed since, and then the current registry decides (a change cannot be missed).
+        let mut decided = app.kept_registry().await?;
+        for _ in 0..crate::app::DECISION_TRIES {
+            let (version, registry) = decided;
+            // The service the ticket's session enters is recorded (for single logout) in the
+            // same write that takes the ticket, decided there by the same checks as the answer's.
+            let entered: AccessRule = {
+                let (req, registry) = (req.clone(), registry.clone());
+                Box::new(move |ticket: &ServiceTicket| {
+                    // Only web applications can be told of a logout (a proxy target may be
+                    // `imap://…`).
+                    let service = ticket.service.as_str();
+                    let told = service.starts_with("http")
+                        && admitted(&req, ticket, &registry, allow_http, now);
+                    told.then(|| ServiceAccess {
                         service: service.to_owned(),
                         ticket: req.ticket.as_str().to_owned(),
                         validated_at: now,
                     })
-            })
-        };
-        let ticket = app
-            .store
-            .take_service_ticket_recording(&req.ticket.key(), entered)
-            .await?;
-        Ok::<_, tessera_store::StoreError>((ticket, registry))
+                })
+            };
+            match app
+                .store
+                .take_service_ticket_recording(&req.ticket.key(), entered, Some(version))
+                .await
+            {
+                Err(StoreError::RegistryChanged) => decided = app.current_registry().await?,
+                taken => return Ok((taken?, registry)),
+            }
+        }
+        Err(StoreError::RegistryChanged)
     }
     .await;
     let (ticket, registry) = match fetched {

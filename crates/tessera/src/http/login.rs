@@ -36,6 +36,7 @@ use crate::web::i18n::LangRequest;
 use crate::web::templates::{
     AccessDeniedPage, ErrorPage, LoggedInPage, LoginPage, Message, Page, View, WarnPage,
 };
+use tessera_store::StoreError;
 
 /// The cookie that remembers the language picked with the switcher.
 const LANG_COOKIE: &str = "tessera_lang";
@@ -199,13 +200,28 @@ async fn login_page(
     let params = Params::from_query(query);
     let now = app.clock.now();
     let current = sso::current_session(&app, &headers, now).await?;
-    let registry = app.registry().await?;
     let service = params.non_empty("service").map(ServiceUrl::parse);
-    let requested = RequestedService::resolve(&registry, service.as_ref());
     let flags = LoginFlags {
         renew: is_flag_set(params.get("renew")),
         gateway: is_flag_set(params.get("gateway")),
     };
+    // The common case, a session entering a service, is decided with the registry as last
+    // compiled: the ticket's write checks that it still is, else all is decided again below.
+    if let (Some(session), None) = (&current.session, params.non_empty("authorize")) {
+        let (version, registry) = app.kept_registry().await?;
+        let requested = RequestedService::resolve(&registry, service.as_ref());
+        if let (LoginStep::IssueTicket, RequestedService::Registered(url, _)) = (
+            login::login_page(requested, flags, Some(session)),
+            requested,
+        ) {
+            match redirect_with_ticket(&app, session, url, false, now, Some(version)).await {
+                Err(PageFault::Store(StoreError::RegistryChanged)) => {}
+                issued => return issued,
+            }
+        }
+    }
+    let registry = app.registry().await?;
+    let requested = RequestedService::resolve(&registry, service.as_ref());
     let ui_locales = params
         .non_empty("authorize")
         .and_then(|q| query_param(q, "ui_locales"));
@@ -241,7 +257,7 @@ async fn login_page(
     let step = login::login_page(requested, flags, current.session.as_ref());
     let mut response = match (step, requested, current.session.as_ref()) {
         (LoginStep::IssueTicket, RequestedService::Registered(url, _), Some(session)) => {
-            redirect_with_ticket(&app, session, url, false, now).await?
+            redirect_with_ticket(&app, session, url, false, now, None).await?
         }
         (
             LoginStep::ConfirmWarning,
@@ -435,7 +451,7 @@ async fn login_submit(
     let mut response = match (login::after_authentication(requested, &session), requested) {
         _ if resume.is_some() => redirect(&resume.map(|r| r.target(&app)).unwrap_or_default()),
         (LoginStep::IssueTicket, RequestedService::Registered(url, _)) => {
-            redirect_with_ticket(&app, &session, url, true, now).await?
+            redirect_with_ticket(&app, &session, url, true, now, None).await?
         }
         (LoginStep::AccessDenied, RequestedService::Registered(url, registered)) => {
             access_denied_page(&app, &view, &session, url, registered)?
@@ -466,7 +482,7 @@ async fn continue_after_warning(
             LoginStep::IssueTicket | LoginStep::ConfirmWarning,
             RequestedService::Registered(url, _),
             Some(session),
-        ) => redirect_with_ticket(app, &session, url, false, now).await,
+        ) => redirect_with_ticket(app, &session, url, false, now, None).await,
         _ => {
             show_form(
                 app,
@@ -534,14 +550,18 @@ async fn show_form(
     show(app, view, status, &page)
 }
 
+/// Issues a ticket (see [`sso::issue_service_ticket`], which takes `decided_at`) and sends the
+/// browser back to the service with it.
 async fn redirect_with_ticket(
     app: &AppState,
     session: &SsoSession,
     service: &ServiceUrl,
     from_new_login: bool,
     now: Timestamp,
+    decided_at: Option<i64>,
 ) -> Result<Response, PageFault> {
-    let ticket = sso::issue_service_ticket(app, session, service, from_new_login, now).await?;
+    let ticket =
+        sso::issue_service_ticket(app, session, service, from_new_login, now, decided_at).await?;
     Ok(redirect(&service.with_ticket(ticket.as_str())))
 }
 

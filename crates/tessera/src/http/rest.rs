@@ -147,7 +147,7 @@ async fn grant_service_ticket(
     match step {
         // The warn page is for browsers; a script asking for a ticket has already decided.
         LoginStep::IssueTicket | LoginStep::ConfirmWarning => {
-            let ticket = sso::issue_service_ticket(&app, &session, url, renew, now).await?;
+            let ticket = sso::issue_service_ticket(&app, &session, url, renew, now, None).await?;
             Ok(body(StatusCode::OK, TEXT, ticket.as_str().to_owned()))
         }
         LoginStep::AccessDenied => {

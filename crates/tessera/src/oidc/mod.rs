@@ -85,6 +85,7 @@ impl Provider {
                 ))
             })
             .await
+            .map(|(_, clients)| clients)
     }
 
     /// Clients declared in the config file.

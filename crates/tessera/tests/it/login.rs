@@ -172,6 +172,38 @@ async fn flags_set_to_false_are_not_set() {
 }
 
 #[tokio::test]
+async fn a_service_removed_or_changed_after_a_login_gets_no_more_tickets() {
+    let server = TestServer::start().await;
+    let browser = server.browser();
+    browser.cas_login(SERVICE).await;
+    // The session enters again: decided with the registry as compiled for the first login.
+    let again = browser.get(&login_path(SERVICE, "")).await;
+    assert_eq!(again.status, StatusCode::FOUND);
+    assert!(
+        again.location().contains("ticket=ST-"),
+        "{}",
+        again.location()
+    );
+
+    // Changed (single sign-on turned off): the form, not a ticket.
+    let services = server.store.list_services().await.unwrap();
+    let mut app = services.into_iter().find(|s| s.name == "app").unwrap();
+    app.sso = false;
+    server.store.delete_service("app").await.unwrap();
+    server.store.put_service(&app).await.unwrap();
+    let page = browser.get(&login_path(SERVICE, "")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.headers.get("location").is_none());
+
+    // Removed: refused, and nothing issued.
+    assert!(server.store.delete_service("app").await.unwrap());
+    let page = browser.get(&login_path(SERVICE, "")).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("Application not authorized"));
+    assert!(page.headers.get("location").is_none());
+}
+
+#[tokio::test]
 async fn unregistered_or_tricky_services_get_an_error_page_and_no_ticket() {
     let server = TestServer::start().await;
     let browser = server.browser();
