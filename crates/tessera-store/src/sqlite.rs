@@ -1283,7 +1283,6 @@ fn insert_access(c: &Connection, session: &str, a: &ServiceAccess) -> StoreResul
     Ok(())
 }
 
-/// Marks the session with id `id` used (`touch.at`) and moves its expiry.
 /// [`StoreError::RegistryChanged`] unless the registry version is still `decided_at` (if given).
 fn still_current(c: &Connection, decided_at: Option<i64>) -> StoreResult<()> {
     let Some(decided_at) = decided_at else {
@@ -1305,6 +1304,7 @@ fn session_exists(c: &Connection, id: &str) -> StoreResult<bool> {
     Ok(found.unwrap_or(false))
 }
 
+/// Marks the session with id `id` used (`touch.at`) and moves its expiry.
 fn touch_in(c: &Connection, id: &str, touch: SessionTouch) -> StoreResult<()> {
     exec(
         c,

@@ -410,7 +410,7 @@ pub fn router(app: AppState) -> Router {
         routes = routes.route(&base, get(base_redirect));
     }
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    // Pages that fail show the fault page in the visitor's language.
+    // Every request passes the frame: limits, fault pages in the visitor's language, headers.
     routes
         .fallback(not_found)
         .with_state(app.clone())

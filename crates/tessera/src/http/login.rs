@@ -23,6 +23,7 @@ use tessera_protocol::service::{RegisteredService, ServiceUrl};
 use tessera_protocol::session::SsoSession;
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId};
 use tessera_protocol::Timestamp;
+use tessera_store::StoreError;
 
 use crate::app::AppState;
 use crate::audit::audit;
@@ -36,7 +37,6 @@ use crate::web::i18n::LangRequest;
 use crate::web::templates::{
     AccessDeniedPage, ErrorPage, LoggedInPage, LoginPage, Message, Page, View, WarnPage,
 };
-use tessera_store::StoreError;
 
 /// The cookie that remembers the language picked with the switcher.
 const LANG_COOKIE: &str = "tessera_lang";
