@@ -101,8 +101,8 @@ fn order_part(ticket: &str) -> Option<&str> {
     ordered.then_some(order)
 }
 
-/// Service ticket: `ST-` + 29 characters (≈ 172 bits; 32 characters in all, the length every client
-/// must accept, CAS 3.0 §3.1.1).
+/// Service ticket: `ST-` + 29 characters, 32 in all, the length every client must accept (CAS 3.0
+/// §3.1.1): ≈ 172 random bits, or ≈ 131 after the time part of [`Ticket::generate_at`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {}
 impl TicketKind for Service {
