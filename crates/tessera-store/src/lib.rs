@@ -82,7 +82,8 @@ pub struct UserRecord {
 }
 
 /// Decides, from a service ticket being taken, what entering its service to record (`None`: the
-/// validation fails, nothing is recorded). Pure: it runs inside the store's transaction.
+/// validation fails, nothing is recorded). Pure: a store may run it on the ticket as read just
+/// before the statement that takes it; what it returns is recorded only if that take succeeds.
 pub type AccessRule = Box<dyn FnOnce(&ServiceTicket) -> Option<ServiceAccess> + Send>;
 
 /// A service a session entered: where single logout must go.

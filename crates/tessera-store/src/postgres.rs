@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{FromRow, PgPool, Row};
 use tessera_protocol::cas::proxy::ProxyGrantingTicket;
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::oidc::grant::{parse_scope, scope_string};
@@ -44,12 +44,18 @@ use crate::{
 const MAX_CONNECTIONS: u32 = 10;
 /// How long a query waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle connection is checked before use once it has been idle this long.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A store in a PostgreSQL database, which several nodes may share.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
 }
+
+/// A service a session entered again replaces its record: single logout names the latest ticket.
+const ACCESS_UPSERT: &str = "ON CONFLICT (session_id, service) DO UPDATE \
+     SET ticket = excluded.ticket, validated_at = excluded.validated_at";
 
 /// The registry version (see [`Store::registry_version`]).
 const REGISTRY_VERSION: &str = "SELECT version FROM registry_version WHERE id = 1";
@@ -72,6 +78,17 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A connection in steady use is not pinged before each statement (a round trip per
+            // store call); one left idle for a while is, so that a restarted server is noticed.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         // The migrator holds `pg_advisory_lock` (keyed by the database name) while it checks and
@@ -341,34 +358,59 @@ impl Store for PostgresStore {
         entered: AccessRule,
         decided_at: Option<i64>,
     ) -> StoreResult<Option<ServiceTicket>> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(decided_at) = decided_at {
-            let version: i64 = sqlx::query_scalar(REGISTRY_VERSION)
-                .fetch_one(&mut *tx)
-                .await?;
-            if version != decided_at {
-                return Err(StoreError::RegistryChanged);
-            }
-        }
-        // A ticket outlives its session until the sweep: taken, but not handed out.
-        let ticket = sqlx::query_as::<_, ServiceTicketRow>(&format!(
-            "WITH taken AS (DELETE FROM service_tickets WHERE ticket_key = $1 \
-                            RETURNING {SERVICE_TICKET_COLUMNS}) \
-             SELECT {SERVICE_TICKET_COLUMNS} FROM taken \
-             WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.id = taken.session_id)"
+        // A saved ticket never changes: the rule decides on the ticket as read, and one statement
+        // then takes it and records what the rule said, in one commit (a transaction of four
+        // statements took five round trips).
+        let peeked = sqlx::query(&format!(
+            "SELECT registry_version.version, {SERVICE_TICKET_COLUMNS}, \
+                    EXISTS (SELECT 1 FROM sessions WHERE sessions.id = session_id) AS live \
+             FROM registry_version LEFT JOIN service_tickets ON ticket_key = $1 \
+             WHERE registry_version.id = 1"
         ))
         .bind(key.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(ServiceTicket::try_from)
-        .transpose()?;
-        if let Some(t) = &ticket {
-            if let Some(access) = entered(t) {
-                insert_access(&mut tx, t.session_id.as_str(), &access).await?;
-            }
+        .fetch_one(&self.pool)
+        .await?;
+        let version: i64 = peeked.try_get("version")?;
+        if decided_at.is_some_and(|decided| decided != version) {
+            return Err(StoreError::RegistryChanged);
         }
-        tx.commit().await?;
-        Ok(ticket)
+        if peeked.try_get::<Option<String>, _>("ticket_key")?.is_none() {
+            return Ok(None);
+        }
+        let ticket = ServiceTicket::try_from(ServiceTicketRow::from_row(&peeked)?)?;
+        // A ticket whose session has ended is taken and not returned, and nothing is decided.
+        let live_when_read: bool = peeked.try_get("live")?;
+        let access = live_when_read.then(|| entered(&ticket)).flatten();
+        // The ticket goes only under the registry the rule decided with; the access is recorded
+        // only if the ticket's session still exists (locked so that it cannot end before this
+        // commits: see `insert_access`). A ticket whose session has ended is taken all the same.
+        let (taken, live, version): (bool, bool, i64) = sqlx::query_as(&format!(
+            "WITH taken AS (DELETE FROM service_tickets WHERE ticket_key = $1 \
+                            AND ($2::BIGINT IS NULL OR $2 = ({REGISTRY_VERSION})) \
+                            RETURNING session_id), \
+                  live AS (SELECT sessions.id FROM sessions JOIN taken ON sessions.id = taken.session_id \
+                           FOR KEY SHARE OF sessions), \
+                  recorded AS (INSERT INTO session_services (session_id, service, ticket, validated_at) \
+                               SELECT id, $3, $4, $5 FROM live WHERE $3::TEXT IS NOT NULL \
+                               {ACCESS_UPSERT}) \
+             SELECT EXISTS (SELECT 1 FROM taken), EXISTS (SELECT 1 FROM live), ({REGISTRY_VERSION})"
+        ))
+        .bind(key.as_str())
+        .bind(decided_at)
+        .bind(access.as_ref().map(|a| a.service.as_str()))
+        .bind(access.as_ref().map(|a| a.ticket.as_str()))
+        .bind(access.as_ref().map(|a| ts(a.validated_at)))
+        .fetch_one(&self.pool)
+        .await?;
+        match (taken, live) {
+            (true, true) if live_when_read => Ok(Some(ticket)),
+            (true, _) => Ok(None),
+            // Taken meanwhile by another validation, or the services changed since the read.
+            (false, _) if decided_at.is_some_and(|decided| decided != version) => {
+                Err(StoreError::RegistryChanged)
+            }
+            (false, _) => Ok(None),
+        }
     }
 
     async fn put_service_access(&self, session: &SessionId, a: &ServiceAccess) -> StoreResult<()> {
@@ -1125,12 +1167,10 @@ async fn insert_access(
     session: &str,
     a: &ServiceAccess,
 ) -> StoreResult<()> {
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO session_services (session_id, service, ticket, validated_at) \
-         SELECT id, $1, $2, $3 FROM sessions WHERE id = $4 FOR KEY SHARE \
-         ON CONFLICT (session_id, service) DO UPDATE \
-         SET ticket = excluded.ticket, validated_at = excluded.validated_at",
-    )
+         SELECT id, $1, $2, $3 FROM sessions WHERE id = $4 FOR KEY SHARE {ACCESS_UPSERT}"
+    ))
     .bind(&a.service)
     .bind(&a.ticket)
     .bind(ts(a.validated_at))
