@@ -44,7 +44,8 @@ pub async fn authenticate(
         (user_key(username), login.max_failures_per_user),
         (address_key(client), login.max_failures_per_address),
     ];
-    if let Some(until) = blocked_until(app, &keys, now).await? {
+    let standing = standing(app, &keys, now).await?;
+    if let Some(until) = standing.blocked_until {
         tracing::warn!(user = %username, client = %client, "login refused: too many failures");
         audit!("login_throttled", user = %username, client = %client);
         app.metrics.login(LoginOutcome::Locked);
@@ -70,26 +71,52 @@ pub async fn authenticate(
         app.metrics.login(LoginOutcome::Failure);
         return Ok(Verdict::Rejected);
     };
-    app.store.delete_login_failures(&keys[0].0).await?;
+    standing.forgive_first(app, &keys).await?;
     app.metrics.login(LoginOutcome::Success);
     Ok(Verdict::Accepted(user))
 }
 
-/// Until when the first of `keys` (each with its failure limit) that must wait does, if any.
-pub async fn blocked_until(
+/// What the store holds against a set of throttle keys (each with its failure limit).
+#[derive(Debug)]
+pub struct Standing {
+    /// Until when the first of the keys that must wait does, if any.
+    pub blocked_until: Option<Timestamp>,
+    /// Whether the first key (the username or the client) has failures on record.
+    first_failed: bool,
+}
+
+impl Standing {
+    /// After a success, forgets the failures of the first of `keys`, if it has any: a success
+    /// with a clean record writes nothing.
+    pub async fn forgive_first(&self, app: &AppState, keys: &[(String, u32)]) -> StoreResult<()> {
+        match keys.first() {
+            Some((key, _)) if self.first_failed => app.store.delete_login_failures(key).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The failures on record against `keys` (each with its failure limit), and until when the first
+/// of them that must wait does.
+pub async fn standing(
     app: &AppState,
     keys: &[(String, u32)],
     now: Timestamp,
-) -> StoreResult<Option<Timestamp>> {
-    let mut latest: Option<Timestamp> = None;
-    for (key, max) in keys {
+) -> StoreResult<Standing> {
+    let mut standing = Standing {
+        blocked_until: None,
+        first_failed: false,
+    };
+    for (i, (key, max)) in keys.iter().enumerate() {
         if let Some(failures) = app.store.get_login_failures(key).await? {
+            standing.first_failed |= i == 0;
             if let Some(until) = locked_until(&failures, *max, &app.settings.login, now) {
-                latest = Some(latest.map_or(until, |l| l.max(until)));
+                let latest = standing.blocked_until.map_or(until, |l| l.max(until));
+                standing.blocked_until = Some(latest);
             }
         }
     }
-    Ok(latest)
+    Ok(standing)
 }
 
 /// Counts one failure against each of `keys`.

@@ -649,7 +649,8 @@ async fn client_of(
         (throttle::address_key(from), login.max_failures_per_address),
     ];
     let now = app.clock.now();
-    if let Some(until) = throttle::blocked_until(app, &keys, now).await? {
+    let standing = throttle::standing(app, &keys, now).await?;
+    if let Some(until) = standing.blocked_until {
         audit!("client_auth_throttled", client_id = %presented.client_id, client = %from);
         return Err(OAuthError::new(
             "invalid_client",
@@ -664,7 +665,7 @@ async fn client_of(
     match token::authenticate(&presented, &clients) {
         Ok(client) => {
             let id = client.id.clone();
-            app.store.delete_login_failures(&keys[0].0).await?;
+            standing.forgive_first(app, &keys).await?;
             Ok((clients, id))
         }
         Err(e) => {

@@ -911,9 +911,22 @@ async fn token_endpoint_authenticates_clients() {
     mismatch.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 
     // None of those spent the code: client_secret_post redeems it.
+    let client_key = format!("client:{id}");
+    let failures = server.store.get_login_failures(&client_key).await.unwrap();
+    assert_eq!(failures.map(|f| f.failures), Some(3));
     let ok = post_form(&server, "/token", Auth::Post(&id, &secret), &grant).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
     assert!(ok.json["id_token"].is_string());
+    // The client's failures are forgotten; the address keeps its own.
+    let failures = server.store.get_login_failures(&client_key).await.unwrap();
+    assert_eq!(failures, None);
+    let address = tessera::auth::throttle::address_key("127.0.0.1".parse().unwrap());
+    assert!(server
+        .store
+        .get_login_failures(&address)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
