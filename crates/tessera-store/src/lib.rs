@@ -174,8 +174,9 @@ impl std::fmt::Debug for SigningKeyRecord {
 }
 
 /// Decides, from an authorization code being redeemed, the grant and first tokens to save for it
-/// (`None`: the token request fails, nothing is saved). Pure: it runs inside the store's
-/// transaction.
+/// (`None`: the token request fails, nothing is saved). Pure: a store may run it on the code as
+/// read just before the statement that redeems it; what it returns is saved only with that
+/// redemption.
 pub type GrantRule = Box<dyn FnOnce(&AuthorizationCode) -> Option<NewGrant> + Send>;
 
 /// A grant with its first tokens, as a token request saves them.

@@ -36,8 +36,9 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, PoolUsage, ServiceAccess,
-    SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
+    AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, NewGrant, PoolUsage,
+    ServiceAccess, SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult,
+    UserRecord,
 };
 
 /// Connections one node keeps open at most.
@@ -99,6 +100,25 @@ impl PostgresStore {
             return Err(e.into());
         }
         Ok(Self { pool })
+    }
+
+    /// Answers a redemption of a code that is not (or no longer) unspent: unknown, or a replay,
+    /// which revokes the grant made from the code, in one statement.
+    async fn redeem_spent(&self, key: &TicketKey) -> StoreResult<(CodeRedemption, bool)> {
+        let known: bool = sqlx::query_scalar(
+            "WITH spent AS (SELECT grant_id FROM oidc_codes WHERE code_key = $1), \
+                  revoked AS (DELETE FROM oidc_grants WHERE id IN (SELECT grant_id FROM spent)) \
+             SELECT EXISTS (SELECT 1 FROM spent)",
+        )
+        .bind(key.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        let outcome = if known {
+            CodeRedemption::Replayed
+        } else {
+            CodeRedemption::Unknown
+        };
+        Ok((outcome, false))
     }
 
     /// Runs `write` (one statement, in a transaction of its own), or with a `touch`, runs it and
@@ -656,46 +676,26 @@ impl Store for PostgresStore {
         grant_id: &str,
         issue: GrantRule,
     ) -> StoreResult<(CodeRedemption, bool)> {
-        // The conditional update is the compare-and-set: of two redemptions, the second waits for
-        // the first's row lock, then finds `grant_id` set and falls through to the replay branch.
-        let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query_as::<_, CodeRow>(&format!(
-            "UPDATE oidc_codes SET grant_id = $1 WHERE code_key = $2 AND grant_id IS NULL \
-             RETURNING {CODE_COLUMNS}"
+        // A code changes only when it is redeemed: one not redeemed yet, as read, is what the rule
+        // decides on, and one statement then redeems it (the conditional update is the
+        // compare-and-set: of two redemptions, the second waits for the first's row lock, then
+        // finds `grant_id` set) and saves the grant with its tokens. Two round trips where a
+        // transaction took seven.
+        let unspent = sqlx::query_as::<_, CodeRow>(&format!(
+            "SELECT {CODE_COLUMNS} FROM oidc_codes WHERE code_key = $1 AND grant_id IS NULL"
         ))
-        .bind(grant_id)
         .bind(key.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        let mut granted = false;
-        let outcome = if let Some(row) = fresh {
-            let code = AuthorizationCode::try_from(row)?;
-            if let Some(new) = issue(&code) {
-                granted =
-                    insert_grant(&mut tx, &new.grant, &new.access, new.refresh.as_ref()).await?;
-            }
-            CodeRedemption::Redeemed(Box::new(code))
-        } else {
-            let earlier: Option<Option<String>> =
-                sqlx::query_scalar("SELECT grant_id FROM oidc_codes WHERE code_key = $1")
-                    .bind(key.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match earlier {
-                None => CodeRedemption::Unknown,
-                Some(earlier) => {
-                    if let Some(earlier) = earlier {
-                        sqlx::query("DELETE FROM oidc_grants WHERE id = $1")
-                            .bind(earlier)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    CodeRedemption::Replayed
-                }
-            }
+        let Some(row) = unspent else {
+            return self.redeem_spent(key).await;
         };
-        tx.commit().await?;
-        Ok((outcome, granted))
+        let code = AuthorizationCode::try_from(row)?;
+        let new = issue(&code);
+        match redeem_granting(&self.pool, key, grant_id, new.as_ref()).await? {
+            Some(granted) => Ok((CodeRedemption::Redeemed(Box::new(code)), granted)),
+            None => self.redeem_spent(key).await,
+        }
     }
 
     async fn put_grant(
@@ -1178,6 +1178,58 @@ async fn insert_access(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Redeems the unspent code with this key (binding it to `grant_id`) and saves `new`, its grant and first
+/// tokens, in one statement: `None` if the code was redeemed meanwhile (nothing written), else
+/// whether the grant was saved (not without one, nor for a session that has ended: the code is
+/// redeemed all the same). The session is locked as in `insert_grant`.
+async fn redeem_granting(
+    pool: &PgPool,
+    key: &TicketKey,
+    grant_id: &str,
+    new: Option<&NewGrant>,
+) -> StoreResult<Option<bool>> {
+    let grant = new.map(|n| &n.grant);
+    let access = new.map(|n| &n.access);
+    let refresh = new.and_then(|n| n.refresh.as_ref());
+    let (redeemed, granted): (bool, bool) = sqlx::query_as(
+        "WITH redeemed AS (UPDATE oidc_codes SET grant_id = $1 \
+                           WHERE code_key = $2 AND grant_id IS NULL RETURNING code_key), \
+              live AS (SELECT sessions.id FROM sessions, redeemed \
+                       WHERE sessions.id = $3 FOR KEY SHARE OF sessions), \
+              granted AS (INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, \
+                              scope, auth_time, backchannel_logout_uri, created_at) \
+                          SELECT $4, $5, id, $6, $7, $8, $9, $10, $11 FROM live RETURNING id), \
+              access AS (INSERT INTO oidc_access_tokens (token_key, grant_id, scope, issued_at, \
+                             expires_at) \
+                         SELECT $12, id, $13, $14, $15 FROM granted), \
+              refresh AS (INSERT INTO oidc_refresh_tokens (token_key, grant_id, expires_at, \
+                              rotated_at) \
+                          SELECT $16, id, $17, $18 FROM granted WHERE $16::TEXT IS NOT NULL) \
+         SELECT EXISTS (SELECT 1 FROM redeemed), EXISTS (SELECT 1 FROM granted)",
+    )
+    .bind(grant_id)
+    .bind(key.as_str())
+    .bind(grant.map(|g| g.session_id.as_str()))
+    .bind(grant.map(|g| g.id.as_str()))
+    .bind(grant.map(|g| g.client_id.as_str()))
+    .bind(grant.map(|g| g.username.as_str()))
+    .bind(grant.map(|g| to_json(&g.attributes)))
+    .bind(grant.map(|g| scope_string(&g.scope)))
+    .bind(grant.map(|g| ts(g.auth_time)))
+    .bind(grant.and_then(|g| g.backchannel_logout_uri.as_deref()))
+    .bind(grant.map(|g| ts(g.created_at)))
+    .bind(access.map(|a| a.key.as_str()))
+    .bind(access.map(|a| scope_string(&a.scope)))
+    .bind(access.map(|a| ts(a.issued_at)))
+    .bind(access.map(|a| ts(a.expires_at)))
+    .bind(refresh.map(|r| r.key.as_str()))
+    .bind(refresh.map(|r| ts(r.expires_at)))
+    .bind(refresh.and_then(|r| ts_opt(r.rotated_at)))
+    .fetch_one(pool)
+    .await?;
+    Ok(redeemed.then_some(granted))
 }
 
 /// Saves a grant with its first tokens; false (and nothing saved) if its session has ended.

@@ -1034,6 +1034,11 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
         store.get_access_token(&granted.access.key).await.unwrap(),
         Some((granted.access.clone(), granted.grant.clone()))
     );
+    let refresh = granted.refresh.clone().unwrap();
+    assert_eq!(
+        store.get_refresh_token(&refresh.key).await.unwrap(),
+        Some((refresh, granted.grant.clone()))
+    );
 
     // A refused request saves no grant, and its code stays spent: a replay is a replay.
     let refused = code_for(&s, "code-refused", "app");
