@@ -381,13 +381,17 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_client(&self, id: &str) -> StoreResult<bool>;
 
     // --- OpenID Connect codes, grants and tokens --------------------------------------------
-    /// Saves a newly issued authorization code.
     /// Saves a new authorization code and, in the same transaction, marks its session used when
-    /// `touch` says so.
+    /// `touch` says so. With `decided_at` (the [`registry_version`] the issuing was decided
+    /// under), nothing is saved if the services or clients have changed since:
+    /// [`StoreError::RegistryChanged`].
+    ///
+    /// [`registry_version`]: Store::registry_version
     async fn put_authorization_code(
         &self,
         code: &AuthorizationCode,
         touch: Option<SessionTouch>,
+        decided_at: Option<i64>,
     ) -> StoreResult<()>;
     /// Spends the code with this key, atomically: the first redemption gets it (and binds it to
     /// `grant_id`); a later one revokes the grant made from it. Expired codes are returned too;
@@ -398,7 +402,7 @@ pub trait Store: Send + Sync + 'static {
         grant_id: &str,
     ) -> StoreResult<CodeRedemption> {
         let (redemption, _) = self
-            .redeem_authorization_code_granting(key, grant_id, Box::new(|_| None))
+            .redeem_authorization_code_granting(key, grant_id, Box::new(|_| None), None)
             .await?;
         Ok(redemption)
     }
@@ -406,12 +410,18 @@ pub trait Store: Send + Sync + 'static {
     /// transaction, for a code redeemed, the grant `issue` returns for it, saved as
     /// [`put_grant`](Store::put_grant) saves it. One write where a token request made two.
     /// Whether a grant was saved comes with the redemption (not when `issue` returned none, nor
-    /// when the SSO session has ended meanwhile); the code stays redeemed either way.
+    /// when the SSO session has ended meanwhile); the code stays redeemed either way. With
+    /// `decided_at` (the [`registry_version`] that `issue` and the client's authentication
+    /// decided with), nothing is redeemed if the services or clients have changed since:
+    /// [`StoreError::RegistryChanged`].
+    ///
+    /// [`registry_version`]: Store::registry_version
     async fn redeem_authorization_code_granting(
         &self,
         key: &TicketKey,
         grant_id: &str,
         issue: GrantRule,
+        decided_at: Option<i64>,
     ) -> StoreResult<(CodeRedemption, bool)>;
     /// Saves a grant with its first tokens, in one transaction; false (and nothing saved) if its
     /// SSO session has ended meanwhile.

@@ -648,26 +648,33 @@ impl Store for PostgresStore {
         &self,
         c: &AuthorizationCode,
         touch: Option<SessionTouch>,
+        decided_at: Option<i64>,
     ) -> StoreResult<()> {
-        let insert = sqlx::query(
-            "INSERT INTO oidc_codes (code_key, client_id, redirect_uri, scope, nonce, code_challenge, \
-             session_id, username, attributes, auth_time, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(c.key.as_str())
-        .bind(&c.client_id)
-        .bind(&c.redirect_uri)
-        .bind(scope_string(&c.scope))
-        .bind(&c.nonce)
-        .bind(&c.code_challenge)
-        .bind(c.session_id.as_str())
-        .bind(&c.username)
-        .bind(to_json(&c.attributes))
-        .bind(ts(c.auth_time))
-        .bind(ts(c.expires_at));
-        self.execute_touching(insert, c.session_id.as_str(), touch)
-            .await?;
-        Ok(())
+        let sql = format!(
+            "INSERT INTO oidc_codes ({CODE_COLUMNS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+             WHERE $12::BIGINT IS NULL OR $12 = ({REGISTRY_VERSION})"
+        );
+        let insert = sqlx::query(&sql)
+            .bind(c.key.as_str())
+            .bind(&c.client_id)
+            .bind(&c.redirect_uri)
+            .bind(scope_string(&c.scope))
+            .bind(&c.nonce)
+            .bind(&c.code_challenge)
+            .bind(c.session_id.as_str())
+            .bind(&c.username)
+            .bind(to_json(&c.attributes))
+            .bind(ts(c.auth_time))
+            .bind(ts(c.expires_at))
+            .bind(decided_at);
+        match self
+            .execute_touching(insert, c.session_id.as_str(), touch)
+            .await?
+        {
+            0 => Err(StoreError::RegistryChanged),
+            _ => Ok(()),
+        }
     }
 
     async fn redeem_authorization_code_granting(
@@ -675,26 +682,35 @@ impl Store for PostgresStore {
         key: &TicketKey,
         grant_id: &str,
         issue: GrantRule,
+        decided_at: Option<i64>,
     ) -> StoreResult<(CodeRedemption, bool)> {
         // A code changes only when it is redeemed: one not redeemed yet, as read, is what the rule
         // decides on, and one statement then redeems it (the conditional update is the
         // compare-and-set: of two redemptions, the second waits for the first's row lock, then
         // finds `grant_id` set) and saves the grant with its tokens. Two round trips where a
         // transaction took seven.
-        let unspent = sqlx::query_as::<_, CodeRow>(&format!(
-            "SELECT {CODE_COLUMNS} FROM oidc_codes WHERE code_key = $1 AND grant_id IS NULL"
+        let read = sqlx::query(&format!(
+            "SELECT registry_version.version, {CODE_COLUMNS} \
+             FROM registry_version \
+             LEFT JOIN oidc_codes ON code_key = $1 AND grant_id IS NULL \
+             WHERE registry_version.id = 1"
         ))
         .bind(key.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        let Some(row) = unspent else {
+        let changed = |version: i64| decided_at.is_some_and(|decided| decided != version);
+        if changed(read.try_get("version")?) {
+            return Err(StoreError::RegistryChanged);
+        }
+        if read.try_get::<Option<String>, _>("code_key")?.is_none() {
             return self.redeem_spent(key).await;
-        };
-        let code = AuthorizationCode::try_from(row)?;
+        }
+        let code = AuthorizationCode::try_from(CodeRow::from_row(&read)?)?;
         let new = issue(&code);
-        match redeem_granting(&self.pool, key, grant_id, new.as_ref()).await? {
-            Some(granted) => Ok((CodeRedemption::Redeemed(Box::new(code)), granted)),
-            None => self.redeem_spent(key).await,
+        match redeem_granting(&self.pool, key, grant_id, new.as_ref(), decided_at).await? {
+            Redeemed::Now(granted) => Ok((CodeRedemption::Redeemed(Box::new(code)), granted)),
+            Redeemed::Before => self.redeem_spent(key).await,
+            Redeemed::NotUnderDecidedVersion => Err(StoreError::RegistryChanged),
         }
     }
 
@@ -1180,22 +1196,35 @@ async fn insert_access(
     Ok(())
 }
 
-/// Redeems the unspent code with this key (binding it to `grant_id`) and saves `new`, its grant and first
-/// tokens, in one statement: `None` if the code was redeemed meanwhile (nothing written), else
-/// whether the grant was saved (not without one, nor for a session that has ended: the code is
-/// redeemed all the same). The session is locked as in `insert_grant`.
+/// What [`redeem_granting`] did.
+enum Redeemed {
+    /// Redeemed now; whether the grant was saved.
+    Now(bool),
+    /// Redeemed before (by a request that won the race): nothing written.
+    Before,
+    /// Not redeemed: the registry version has moved from `decided_at`.
+    NotUnderDecidedVersion,
+}
+
+/// Redeems the unspent code with this key (binding it to `grant_id`) under registry version
+/// `decided_at` (if given) and saves `new`, its grant and first tokens, in one statement: whether
+/// the grant was saved (not without one, nor for a session that has ended: the code is redeemed
+/// all the same). The session is locked as in `insert_grant`.
 async fn redeem_granting(
     pool: &PgPool,
     key: &TicketKey,
     grant_id: &str,
     new: Option<&NewGrant>,
-) -> StoreResult<Option<bool>> {
+    decided_at: Option<i64>,
+) -> StoreResult<Redeemed> {
     let grant = new.map(|n| &n.grant);
     let access = new.map(|n| &n.access);
     let refresh = new.and_then(|n| n.refresh.as_ref());
-    let (redeemed, granted): (bool, bool) = sqlx::query_as(
+    let (redeemed, granted, version): (bool, bool, i64) = sqlx::query_as(&format!(
         "WITH redeemed AS (UPDATE oidc_codes SET grant_id = $1 \
-                           WHERE code_key = $2 AND grant_id IS NULL RETURNING code_key), \
+                           WHERE code_key = $2 AND grant_id IS NULL \
+                           AND ($19::BIGINT IS NULL OR $19 = ({REGISTRY_VERSION})) \
+                           RETURNING code_key), \
               live AS (SELECT sessions.id FROM sessions, redeemed \
                        WHERE sessions.id = $3 FOR KEY SHARE OF sessions), \
               granted AS (INSERT INTO oidc_grants (id, client_id, session_id, username, attributes, \
@@ -1207,8 +1236,9 @@ async fn redeem_granting(
               refresh AS (INSERT INTO oidc_refresh_tokens (token_key, grant_id, expires_at, \
                               rotated_at) \
                           SELECT $16, id, $17, $18 FROM granted WHERE $16::TEXT IS NOT NULL) \
-         SELECT EXISTS (SELECT 1 FROM redeemed), EXISTS (SELECT 1 FROM granted)",
-    )
+         SELECT EXISTS (SELECT 1 FROM redeemed), EXISTS (SELECT 1 FROM granted), \
+                ({REGISTRY_VERSION})"
+    ))
     .bind(grant_id)
     .bind(key.as_str())
     .bind(grant.map(|g| g.session_id.as_str()))
@@ -1227,9 +1257,14 @@ async fn redeem_granting(
     .bind(refresh.map(|r| r.key.as_str()))
     .bind(refresh.map(|r| ts(r.expires_at)))
     .bind(refresh.and_then(|r| ts_opt(r.rotated_at)))
+    .bind(decided_at)
     .fetch_one(pool)
     .await?;
-    Ok(redeemed.then_some(granted))
+    Ok(match (redeemed, decided_at) {
+        (true, _) => Redeemed::Now(granted),
+        (false, Some(decided)) if decided != version => Redeemed::NotUnderDecidedVersion,
+        (false, _) => Redeemed::Before,
+    })
 }
 
 /// Saves a grant with its first tokens; false (and nothing saved) if its session has ended.

@@ -712,9 +712,11 @@ impl Store for SqliteStore {
         &self,
         code: &AuthorizationCode,
         touch: Option<SessionTouch>,
+        decided_at: Option<i64>,
     ) -> StoreResult<()> {
         let code = code.clone();
         self.write(move |c| {
+            still_current(c, decided_at)?;
             exec(
                 c,
                 &format!("INSERT INTO oidc_codes ({CODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -742,9 +744,11 @@ impl Store for SqliteStore {
         key: &TicketKey,
         grant_id: &str,
         issue: GrantRule,
+        decided_at: Option<i64>,
     ) -> StoreResult<(CodeRedemption, bool)> {
         let (key, grant_id) = (key.as_str().to_owned(), grant_id.to_owned());
         self.write(move |c| {
+            still_current(c, decided_at)?;
             // The conditional update is the compare-and-set: of two redemptions, one binds the code.
             let fresh = one::<CodeRow>(
                 c,

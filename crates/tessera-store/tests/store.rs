@@ -17,7 +17,7 @@ use tessera_protocol::session::{SessionId, SsoSession};
 use tessera_protocol::ticket::{LoginTicketId, TicketGrantingTicketId, TicketKey};
 use tessera_protocol::{Attributes, Timestamp};
 use tessera_store::{
-    AccessRule, CodeRedemption, NewGrant, PostgresStore, ServiceAccess, SessionTouch,
+    AccessRule, CodeRedemption, GrantRule, NewGrant, PostgresStore, ServiceAccess, SessionTouch,
     SigningKeyRecord, SqliteStore, Store, StoreError, UserRecord,
 };
 
@@ -142,6 +142,46 @@ async fn ticket_writes_decided_with_an_old_registry_write_nothing(store: Arc<dyn
             .unwrap(),
         Some(before)
     );
+
+    // Authorization codes likewise: issued or redeemed under an old registry, nothing is written.
+    let code = code_for(&s, "code-old-registry", "app");
+    assert!(matches!(
+        store
+            .put_authorization_code(&code, Some(touch), Some(decided))
+            .await,
+        Err(StoreError::RegistryChanged)
+    ));
+    assert_eq!(
+        store
+            .redeem_authorization_code(&code.key, "g0")
+            .await
+            .unwrap(),
+        CodeRedemption::Unknown
+    );
+    store
+        .put_authorization_code(&code, None, Some(current))
+        .await
+        .unwrap();
+    let rule: GrantRule = Box::new(|_| panic!("nothing is decided under an old registry"));
+    assert!(matches!(
+        store
+            .redeem_authorization_code_granting(&code.key, "g1", rule, Some(decided))
+            .await,
+        Err(StoreError::RegistryChanged)
+    ));
+    let (redemption, saved) = store
+        .redeem_authorization_code_granting(&code.key, "g1", Box::new(|_| None), Some(current))
+        .await
+        .unwrap();
+    assert_eq!(redemption, CodeRedemption::Redeemed(Box::new(code.clone())));
+    assert!(!saved);
+    // A replay decided under an old registry is refused too, and revokes nothing yet.
+    assert!(matches!(
+        store
+            .redeem_authorization_code_granting(&code.key, "g2", Box::new(|_| None), Some(decided))
+            .await,
+        Err(StoreError::RegistryChanged)
+    ));
 }
 
 async fn concurrent_takes_hand_a_ticket_to_exactly_one(store: Arc<dyn Store>) {
@@ -932,7 +972,7 @@ async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
         expires_at: used.plus(Duration::from_secs(600)),
     };
     store
-        .put_authorization_code(&code, Some(touch))
+        .put_authorization_code(&code, Some(touch), None)
         .await
         .unwrap();
     let session = store.get_session(&tgt.key()).await.unwrap().unwrap();
@@ -974,7 +1014,10 @@ async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
     // Concurrent redemptions (several nodes): exactly one gets the code.
     for round in 0..5 {
         let code = code_for(&s, &format!("code-race-{round}"), "app");
-        store.put_authorization_code(&code, None).await.unwrap();
+        store
+            .put_authorization_code(&code, None, None)
+            .await
+            .unwrap();
         let redeemers: Vec<_> = (0..8)
             .map(|i| {
                 let (store, key) = (store.clone(), code.key.clone());
@@ -1015,7 +1058,10 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
 
     // Redeemed and granted: the rule sees the code, its grant and tokens are saved.
     let code = code_for(&s, "code-granted", "app");
-    store.put_authorization_code(&code, None).await.unwrap();
+    store
+        .put_authorization_code(&code, None, None)
+        .await
+        .unwrap();
     let granted = new_grant("g1");
     let rule = {
         let (expected, granted) = (code.clone(), granted.clone());
@@ -1025,7 +1071,7 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
         })
     };
     let (redemption, saved) = store
-        .redeem_authorization_code_granting(&code.key, "g1", rule)
+        .redeem_authorization_code_granting(&code.key, "g1", rule, None)
         .await
         .unwrap();
     assert_eq!(redemption, CodeRedemption::Redeemed(Box::new(code.clone())));
@@ -1042,9 +1088,12 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
 
     // A refused request saves no grant, and its code stays spent: a replay is a replay.
     let refused = code_for(&s, "code-refused", "app");
-    store.put_authorization_code(&refused, None).await.unwrap();
+    store
+        .put_authorization_code(&refused, None, None)
+        .await
+        .unwrap();
     let (redemption, saved) = store
-        .redeem_authorization_code_granting(&refused.key, "g2", Box::new(|_| None))
+        .redeem_authorization_code_granting(&refused.key, "g2", Box::new(|_| None), None)
         .await
         .unwrap();
     assert!(matches!(redemption, CodeRedemption::Redeemed(_)) && !saved);
@@ -1062,6 +1111,7 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
             &code.key,
             "g4",
             Box::new(|_| panic!("a replay asks for no grant")),
+            None,
         )
         .await
         .unwrap();
@@ -1073,14 +1123,22 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
 
     // The session ended meanwhile: the code is spent, no grant is saved.
     let late = code_for(&s, "code-late", "app");
-    store.put_authorization_code(&late, None).await.unwrap();
+    store
+        .put_authorization_code(&late, None, None)
+        .await
+        .unwrap();
     store.take_session(&tgt.key(), T0).await.unwrap().unwrap();
     let orphan = new_grant("g5");
     let (_, saved) = store
-        .redeem_authorization_code_granting(&late.key, "g5", {
-            let orphan = orphan.clone();
-            Box::new(move |_| Some(orphan))
-        })
+        .redeem_authorization_code_granting(
+            &late.key,
+            "g5",
+            {
+                let orphan = orphan.clone();
+                Box::new(move |_| Some(orphan))
+            },
+            None,
+        )
         .await
         .unwrap();
     assert!(!saved);
@@ -1311,7 +1369,10 @@ async fn expired_codes_and_tokens_are_swept(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let code = code_for(&s, "code-1", "app");
-    store.put_authorization_code(&code, None).await.unwrap();
+    store
+        .put_authorization_code(&code, None, None)
+        .await
+        .unwrap();
     let (g, at, rt) = grant_for(&s, "g1", "app", None, Duration::from_secs(30));
     assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
     let (g2, at2, rt2) = grant_for(&s, "g2", "app", None, Duration::from_secs(600));
@@ -1677,9 +1738,15 @@ async fn fill_with_one_of_everything(store: &Arc<dyn Store>) -> Filled {
     store.put_proxy_granting_ticket(&pgt).await.unwrap();
 
     let code = code_for(&session, "code-fresh", "rp");
-    store.put_authorization_code(&code, None).await.unwrap();
+    store
+        .put_authorization_code(&code, None, None)
+        .await
+        .unwrap();
     let redeemed = code_for(&session, "code-redeemed", "rp");
-    store.put_authorization_code(&redeemed, None).await.unwrap();
+    store
+        .put_authorization_code(&redeemed, None, None)
+        .await
+        .unwrap();
     assert!(matches!(
         store
             .redeem_authorization_code(&redeemed.key, "g1")

@@ -5,9 +5,10 @@
 //! validation. The store keeps a version number that database triggers bump on every change to
 //! the services or clients (from this node, another node or the CLI), so a request pays one small
 //! read and the compiled registry is rebuilt only when that number moves. The hottest requests (a
-//! session entering a service, a ticket validation) skip even that read: they decide with the
-//! registry as last built ([`Versioned::kept`]) and hand its version to the store write that
-//! follows, which refuses if the number has moved since; they then decide again.
+//! session entering a service, a ticket validation, a code issued to a session or redeemed by a
+//! client) skip even that read: they decide with the registry as last built ([`Versioned::kept`])
+//! and hand its version to the store write that follows, which refuses if the number has moved
+//! since; they then decide again with the current registry.
 
 use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};

@@ -86,6 +86,11 @@ pub struct Standing {
 }
 
 impl Standing {
+    /// Whether the first key (the username or the client) has failures on record.
+    pub fn first_failed(&self) -> bool {
+        self.first_failed
+    }
+
     /// After a success, forgets the failures of the first of `keys`, if it has any: a success
     /// with a clean record writes nothing.
     pub async fn forgive_first(&self, app: &AppState, keys: &[(String, u32)]) -> StoreResult<()> {

@@ -32,7 +32,7 @@ use tessera_protocol::ticket::{
     TicketGrantingTicketId, TicketKey,
 };
 use tessera_protocol::Timestamp;
-use tessera_store::{CodeRedemption, GrantRule, NewGrant};
+use tessera_store::{CodeRedemption, GrantRule, NewGrant, StoreError};
 
 use crate::app::AppState;
 use crate::audit::audit;
@@ -169,23 +169,48 @@ async fn authorize_post(
 
 /// Checks the request, then issues a code, sends the user to log in or consent, or answers the
 /// client with an error.
+///
+/// The common case, a session given a code, is decided with the clients as last compiled: the
+/// code's write checks that they still are. Anything else, or a change since, is decided (again)
+/// with the current clients.
 async fn authorize(
     app: &AppState,
     headers: &HeaderMap,
     pairs: Vec<(String, String)>,
 ) -> Result<Response, PageFault> {
+    if let Some((version, kept)) = app.oidc.kept_clients() {
+        match authorize_with(app, headers, &pairs, &kept, Some(version)).await {
+            Err(PageFault::Store(StoreError::RegistryChanged)) => {}
+            answered => return answered,
+        }
+    }
     let clients = app.oidc.clients(app.store.as_ref()).await?;
-    let here = format!("{}/authorize?{}", app.oidc.path, encode_pairs(&pairs));
+    authorize_with(app, headers, &pairs, &clients, None).await
+}
+
+/// [`authorize`] with `clients`. With `decided_at`, their version, only a code is issued (its
+/// write refuses if the clients have changed since); any other outcome is
+/// [`StoreError::RegistryChanged`], to be decided with the current clients.
+async fn authorize_with(
+    app: &AppState,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+    clients: &ClientRegistry,
+    decided_at: Option<i64>,
+) -> Result<Response, PageFault> {
+    let undecided = || PageFault::Store(StoreError::RegistryChanged);
+    let here = format!("{}/authorize?{}", app.oidc.path, encode_pairs(pairs));
     let view = page_view(
         app,
         headers,
-        get_param(&pairs, "lang"),
-        get_param(&pairs, "ui_locales"),
+        get_param(pairs, "lang"),
+        get_param(pairs, "ui_locales"),
         Some(here),
     );
-    let request = match authorize::parse(&pairs, &clients, app.oidc.issuer()) {
+    let request = match authorize::parse(pairs, clients, app.oidc.issuer()) {
         Ok(request) => request,
-        Err(rejection) => return rejected(app, &view, &pairs, &clients, rejection),
+        Err(_) if decided_at.is_some() => return Err(undecided()),
+        Err(rejection) => return rejected(app, &view, pairs, clients, rejection),
     };
     let Some(client) = clients.get(&request.client_id) else {
         return Err(PageFault::Internal("checked client vanished".into()));
@@ -208,9 +233,12 @@ async fn authorize(
         now,
     );
     let mut response = match (next, &current.session) {
-        (Next::Issue, Some(session)) => issue_code(app, &view, &request, session, now).await?,
+        (Next::Issue, Some(session)) => {
+            issue_code(app, &view, &request, session, now, decided_at).await?
+        }
+        _ if decided_at.is_some() => return Err(undecided()),
         (Next::Consent, Some(session)) => {
-            let raw = encode_pairs(&pairs);
+            let raw = encode_pairs(pairs);
             consent_page(app, &view, client, session, &raw, now).await?
         }
         (Next::Fail(code), _) => deliver(
@@ -223,7 +251,7 @@ async fn authorize(
         (Next::Login { .. } | Next::Issue | Next::Consent, _) => {
             let renew = matches!(next, Next::Login { renew: true });
             let query = form_urlencoded::Serializer::new(String::new())
-                .append_pair("authorize", &authorize::resume_query(&pairs))
+                .append_pair("authorize", &authorize::resume_query(pairs))
                 .finish();
             let login = format!(
                 "{}?{query}{}",
@@ -389,6 +417,7 @@ async fn issue_code(
     request: &AuthorizeRequest,
     session: &SsoSession,
     now: Timestamp,
+    decided_at: Option<i64>,
 ) -> Result<Response, PageFault> {
     let code_id = AuthorizationCodeId::generate_at(now, &mut rand::rngs::OsRng);
     let code = AuthorizationCode {
@@ -405,7 +434,9 @@ async fn issue_code(
         expires_at: now.plus(app.settings.oidc.code_ttl),
     };
     let touch = sso::used_at(app, session, now);
-    app.store.put_authorization_code(&code, touch).await?;
+    app.store
+        .put_authorization_code(&code, touch, decided_at)
+        .await?;
     app.metrics.issued(TicketKind::AuthorizationCode);
     tracing::info!(user = %session.username, client = %request.client_id, code = ?code_id, "authorization code issued");
     let result = vec![("code".to_owned(), code_id.as_str().to_owned())];
@@ -502,7 +533,7 @@ async fn consent(
         .put_consent(&session.username, &request.client_id, &request.scope, now)
         .await?;
     tracing::info!(user = %session.username, client = %request.client_id, "consent given");
-    issue_code(&app, &view, &request, &session, now).await
+    issue_code(&app, &view, &request, &session, now, None).await
 }
 
 // --- token endpoint -------------------------------------------------------------------------
@@ -635,19 +666,8 @@ async fn client_of(
     form: &[(String, String)],
     from: IpAddr,
 ) -> Result<(Arc<ClientRegistry>, String), Fault> {
-    let presented = token::presented_client(
-        authorization_header(headers),
-        get_param(form, "client_id"),
-        get_param(form, "client_secret"),
-    )?;
-    let login = &app.settings.login;
-    let keys = [
-        (
-            format!("client:{}", presented.client_id),
-            login.max_failures_per_user,
-        ),
-        (throttle::address_key(from), login.max_failures_per_address),
-    ];
+    let presented = presented_client(headers, form)?;
+    let keys = client_throttle_keys(app, &presented.client_id, from);
     let now = app.clock.now();
     let standing = throttle::standing(app, &keys, now).await?;
     if let Some(until) = standing.blocked_until {
@@ -676,6 +696,49 @@ async fn client_of(
     }
 }
 
+/// The client credentials a request presents (HTTP Basic or the form).
+fn presented_client(
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> Result<token::PresentedClient, OAuthError> {
+    token::presented_client(
+        authorization_header(headers),
+        get_param(form, "client_id"),
+        get_param(form, "client_secret"),
+    )
+}
+
+/// The throttle keys a client's authentication counts against: the client id and the address.
+fn client_throttle_keys(app: &AppState, client_id: &str, from: IpAddr) -> [(String, u32); 2] {
+    let login = &app.settings.login;
+    [
+        (format!("client:{client_id}"), login.max_failures_per_user),
+        (throttle::address_key(from), login.max_failures_per_address),
+    ]
+}
+
+/// The client of a request authenticated with `clients` as last compiled (possibly stale), when
+/// that decides it: `None` if its credentials do not check out against them, or the client or
+/// the address has failures on record; [`client_of`] then decides with the current clients (and
+/// counts a failure). Writes nothing.
+async fn kept_client_of(
+    app: &AppState,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+    from: IpAddr,
+    clients: &ClientRegistry,
+) -> Result<Option<String>, Fault> {
+    let presented = presented_client(headers, form)?;
+    let keys = client_throttle_keys(app, &presented.client_id, from);
+    let standing = throttle::standing(app, &keys, app.clock.now()).await?;
+    if standing.blocked_until.is_some() || standing.first_failed() {
+        return Ok(None);
+    }
+    Ok(token::authenticate(&presented, clients)
+        .ok()
+        .map(|client| client.id.clone()))
+}
+
 async fn token(
     State(app): State<AppState>,
     ClientAddr(from): ClientAddr,
@@ -696,12 +759,28 @@ async fn token_inner(
     from: IpAddr,
 ) -> Result<Value, Fault> {
     let form = form_body(headers, body)?;
+    // The common case, a client with a clean record redeeming a code, is decided with the clients
+    // as last compiled: the redemption checks that they still are. Anything else, or a change
+    // since, is decided (again) with the current clients.
+    if let (Some("authorization_code"), Some((version, kept))) =
+        (get_param(&form, "grant_type"), app.oidc.kept_clients())
+    {
+        if let Some(client_id) = kept_client_of(app, headers, &form, from, &kept).await? {
+            if let Some(client) = kept.get(&client_id) {
+                if let Some(answer) = code_grant(app, client, &form, Some(version)).await? {
+                    return Ok(answer);
+                }
+            }
+        }
+    }
     let (clients, client_id) = client_of(app, headers, &form, from).await?;
     let Some(client) = clients.get(&client_id) else {
         return Err(Fault::Server("authenticated client vanished".into()));
     };
     match get_param(&form, "grant_type") {
-        Some("authorization_code") => code_grant(app, client, &form).await,
+        Some("authorization_code") => code_grant(app, client, &form, None)
+            .await?
+            .ok_or_else(|| Fault::Server("a code redemption was refused unasked".into())),
         Some("refresh_token") => refresh_grant(app, client, &form).await,
         Some(_) => Err(OAuthError::new("unsupported_grant_type", "unsupported grant_type").into()),
         None => Err(OAuthError::new("invalid_request", "grant_type is missing").into()),
@@ -829,11 +908,14 @@ impl CodeExchange {
     }
 }
 
+/// Redeems a code for `client`, decided with the clients at version `decided_at` if given: `None`
+/// if they have changed since (nothing was written).
 async fn code_grant(
     app: &AppState,
     client: &OidcClient,
     form: &[(String, String)],
-) -> Result<Value, Fault> {
+    decided_at: Option<i64>,
+) -> Result<Option<Value>, Fault> {
     let invalid = |why: &str| Fault::OAuth(OAuthError::new("invalid_grant", why));
     let code_id = get_param(form, "code")
         .and_then(AuthorizationCodeId::parse)
@@ -861,10 +943,14 @@ async fn code_grant(
             })
         })
     };
-    let (redemption, granted) = app
+    let redeemed = app
         .store
-        .redeem_authorization_code_granting(&code_id.key(), &exchange.grant_id, issue)
-        .await?;
+        .redeem_authorization_code_granting(&code_id.key(), &exchange.grant_id, issue, decided_at)
+        .await;
+    let (redemption, granted) = match redeemed {
+        Err(StoreError::RegistryChanged) => return Ok(None),
+        redeemed => redeemed?,
+    };
     let code = match redemption {
         CodeRedemption::Redeemed(code) => code,
         CodeRedemption::Replayed => {
@@ -886,7 +972,9 @@ async fn code_grant(
     app.metrics.issued(TicketKind::AccessToken);
     tracing::info!(user = %grant.username, client = %client.id, "tokens issued for an authorization code");
     audit!("tokens_issued", user = %grant.username, client_id = %client.id, scope = %scope_string(&grant.scope));
-    token_response(app, client, &grant, &issued, code.nonce, exchange.now).await
+    token_response(app, client, &grant, &issued, code.nonce, exchange.now)
+        .await
+        .map(Some)
 }
 
 async fn refresh_grant(

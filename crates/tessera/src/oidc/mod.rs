@@ -77,6 +77,14 @@ impl Provider {
     /// The registry: config-file clients, then database clients.
     /// Built once per change of the database's clients (see [`crate::registry`]).
     pub async fn clients(&self, store: &dyn Store) -> StoreResult<Arc<ClientRegistry>> {
+        Ok(self.current_clients(store).await?.1)
+    }
+
+    /// [`Provider::clients`] with the registry version it stands for.
+    pub async fn current_clients(
+        &self,
+        store: &dyn Store,
+    ) -> StoreResult<(i64, Arc<ClientRegistry>)> {
         self.clients_cache
             .get(store, || async {
                 Ok(ClientRegistry::new(
@@ -85,7 +93,14 @@ impl Provider {
                 ))
             })
             .await
-            .map(|(_, clients)| clients)
+    }
+
+    /// The clients as last compiled and their version, without asking the store (`None` before
+    /// any were compiled). Only for a decision that ends in a store write given that version as
+    /// `decided_at`, which refuses it if the clients have changed since (see
+    /// [`crate::registry`]).
+    pub fn kept_clients(&self) -> Option<(i64, Arc<ClientRegistry>)> {
+        self.clients_cache.kept()
     }
 
     /// Clients declared in the config file.

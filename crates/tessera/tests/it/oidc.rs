@@ -784,6 +784,56 @@ async fn unknown_client_or_redirect_uri_gets_an_error_page_never_a_redirect() {
 }
 
 #[tokio::test]
+async fn a_client_changed_or_removed_after_a_flow_gets_no_more_codes_or_tokens() {
+    let server = op().await;
+    let browser = server.browser();
+    let (id, secret) = basic(CLIENT);
+    let redeem = |code: String| {
+        let (id, secret) = (id.clone(), secret.clone());
+        let server = &server;
+        async move {
+            let grant = [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+            ];
+            post_form(server, "/token", Auth::Basic(&id, &secret), &grant).await
+        }
+    };
+    // A first flow compiles the clients: the next ones are decided with them as compiled, and
+    // decided again when the clients have changed since.
+    logged_in_tokens(&server, &browser).await;
+    let code = code_for(&server, &browser, &auth_params(CLIENT)).await;
+    register(&server, client_spec("another")).await;
+    let ok = redeem(code).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+
+    // Removed between its code and the token request: the client is unknown, not the code.
+    let code = code_for(&server, &browser, &auth_params(CLIENT)).await;
+    assert!(server.store.delete_client(CLIENT).await.unwrap());
+    redeem(code)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+
+    // Its redirect URI changed since the clients were compiled: an error page, no code sent to
+    // the old one.
+    register(&server, client_spec(CLIENT)).await;
+    code_for(&server, &browser, &auth_params(CLIENT)).await;
+    assert!(server.store.delete_client(CLIENT).await.unwrap());
+    register(
+        &server,
+        ClientSpec {
+            redirect_uris: vec!["https://rp.example.org/elsewhere".into()],
+            ..client_spec(CLIENT)
+        },
+    )
+    .await;
+    let page = authorize(&server, &browser, &auth_params(CLIENT)).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(page.headers.get(LOCATION).is_none());
+}
+
+#[tokio::test]
 async fn later_authorization_errors_go_back_to_the_client_with_state_and_iss() {
     let server = op().await;
     let browser = server.browser();
