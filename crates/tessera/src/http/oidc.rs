@@ -778,9 +778,11 @@ async fn token_inner(
         return Err(Fault::Server("authenticated client vanished".into()));
     };
     match get_param(&form, "grant_type") {
-        Some("authorization_code") => code_grant(app, client, &form, None)
-            .await?
-            .ok_or_else(|| Fault::Server("a code redemption was refused unasked".into())),
+        Some("authorization_code") => {
+            code_grant(app, client, &form, None).await?.ok_or_else(|| {
+                Fault::Server("a redemption with no registry version was refused".into())
+            })
+        }
         Some("refresh_token") => refresh_grant(app, client, &form).await,
         Some(_) => Err(OAuthError::new("unsupported_grant_type", "unsupported grant_type").into()),
         None => Err(OAuthError::new("invalid_request", "grant_type is missing").into()),
