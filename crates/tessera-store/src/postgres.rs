@@ -121,25 +121,32 @@ impl PostgresStore {
         Ok((outcome, false))
     }
 
-    /// Runs `write` (one statement, in a transaction of its own), or with a `touch`, runs it and
-    /// the touch of session `session_id` in one transaction: the rows `write` changed (when it
-    /// changed none, nothing is touched).
-    async fn execute_touching(
+    /// Runs `insert`, an INSERT that inserts nothing when the registry version is no longer the
+    /// one its row was decided under, and with a `touch` the touch of session `session_id` in the
+    /// same transaction: [`StoreError::RegistryChanged`] (nothing written, nothing touched) if it
+    /// inserted nothing.
+    async fn insert_decided(
         &self,
-        write: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        insert: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
         session_id: &str,
         touch: Option<SessionTouch>,
-    ) -> StoreResult<u64> {
-        let Some(touch) = touch else {
-            return Ok(write.execute(&self.pool).await?.rows_affected());
+    ) -> StoreResult<()> {
+        let inserted = match touch {
+            None => insert.execute(&self.pool).await?.rows_affected(),
+            Some(touch) => {
+                let mut tx = self.pool.begin().await?;
+                let inserted = insert.execute(&mut *tx).await?.rows_affected();
+                if inserted > 0 {
+                    touch_in(&mut tx, session_id, touch).await?;
+                    tx.commit().await?;
+                }
+                inserted
+            }
         };
-        let mut tx = self.pool.begin().await?;
-        let written = write.execute(&mut *tx).await?.rows_affected();
-        if written > 0 {
-            touch_in(&mut tx, session_id, touch).await?;
-            tx.commit().await?;
+        match inserted {
+            0 => Err(StoreError::RegistryChanged),
+            _ => Ok(()),
         }
-        Ok(written)
     }
 }
 
@@ -363,13 +370,8 @@ impl Store for PostgresStore {
             .bind(ts(t.expires_at))
             .bind(to_json(&t.proxies))
             .bind(decided_at);
-        match self
-            .execute_touching(insert, t.session_id.as_str(), touch)
-            .await?
-        {
-            0 => Err(StoreError::RegistryChanged),
-            _ => Ok(()),
-        }
+        self.insert_decided(insert, t.session_id.as_str(), touch)
+            .await
     }
 
     async fn take_service_ticket_recording(
@@ -668,13 +670,8 @@ impl Store for PostgresStore {
             .bind(ts(c.auth_time))
             .bind(ts(c.expires_at))
             .bind(decided_at);
-        match self
-            .execute_touching(insert, c.session_id.as_str(), touch)
-            .await?
-        {
-            0 => Err(StoreError::RegistryChanged),
-            _ => Ok(()),
-        }
+        self.insert_decided(insert, c.session_id.as_str(), touch)
+            .await
     }
 
     async fn redeem_authorization_code_granting(
