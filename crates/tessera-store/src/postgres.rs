@@ -383,22 +383,16 @@ impl Store for PostgresStore {
         // A saved ticket never changes: the rule decides on the ticket as read, and one statement
         // then takes it and records what the rule said, in one commit (a transaction of four
         // statements took five round trips).
-        let peeked = sqlx::query(&format!(
+        let sql = format!(
             "SELECT registry_version.version, {SERVICE_TICKET_COLUMNS}, \
                     EXISTS (SELECT 1 FROM sessions WHERE sessions.id = session_id) AS live \
              FROM registry_version LEFT JOIN service_tickets ON ticket_key = $1 \
              WHERE registry_version.id = 1"
-        ))
-        .bind(key.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        let version: i64 = peeked.try_get("version")?;
-        if decided_at.is_some_and(|decided| decided != version) {
-            return Err(StoreError::RegistryChanged);
-        }
-        if peeked.try_get::<Option<String>, _>("ticket_key")?.is_none() {
+        );
+        let Some(peeked) = read_decided(&self.pool, &sql, key, "ticket_key", decided_at).await?
+        else {
             return Ok(None);
-        }
+        };
         let ticket = ServiceTicket::try_from(ServiceTicketRow::from_row(&peeked)?)?;
         // A ticket whose session has ended is taken and not returned, and nothing is decided.
         let live_when_read: bool = peeked.try_get("live")?;
@@ -428,9 +422,7 @@ impl Store for PostgresStore {
             (true, true) if live_when_read => Ok(Some(ticket)),
             (true, _) => Ok(None),
             // Taken meanwhile by another validation, or the services changed since the read.
-            (false, _) if decided_at.is_some_and(|decided| decided != version) => {
-                Err(StoreError::RegistryChanged)
-            }
+            (false, _) if registry_moved(decided_at, version) => Err(StoreError::RegistryChanged),
             (false, _) => Ok(None),
         }
     }
@@ -686,22 +678,15 @@ impl Store for PostgresStore {
         // compare-and-set: of two redemptions, the second waits for the first's row lock, then
         // finds `grant_id` set) and saves the grant with its tokens. Two round trips where a
         // transaction took seven.
-        let read = sqlx::query(&format!(
+        let sql = format!(
             "SELECT registry_version.version, {CODE_COLUMNS} \
              FROM registry_version \
              LEFT JOIN oidc_codes ON code_key = $1 AND grant_id IS NULL \
              WHERE registry_version.id = 1"
-        ))
-        .bind(key.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        let changed = |version: i64| decided_at.is_some_and(|decided| decided != version);
-        if changed(read.try_get("version")?) {
-            return Err(StoreError::RegistryChanged);
-        }
-        if read.try_get::<Option<String>, _>("code_key")?.is_none() {
+        );
+        let Some(read) = read_decided(&self.pool, &sql, key, "code_key", decided_at).await? else {
             return self.redeem_spent(key).await;
-        }
+        };
         let code = AuthorizationCode::try_from(CodeRow::from_row(&read)?)?;
         let new = issue(&code);
         match redeem_granting(&self.pool, key, grant_id, new.as_ref(), decided_at).await? {
@@ -1193,6 +1178,31 @@ async fn insert_access(
     Ok(())
 }
 
+/// Whether the registry version is no longer `decided_at`, the one a decision was made under.
+fn registry_moved(decided_at: Option<i64>, version: i64) -> bool {
+    decided_at.is_some_and(|decided| decided != version)
+}
+
+/// Runs `sql`, a read of the row with `key` (bound as `$1`) left-joined to the registry version
+/// (as `version`): [`StoreError::RegistryChanged`] if the version has moved from `decided_at`,
+/// `None` if there is no such row (its `key_column` is NULL).
+async fn read_decided(
+    pool: &PgPool,
+    sql: &str,
+    key: &TicketKey,
+    key_column: &str,
+    decided_at: Option<i64>,
+) -> StoreResult<Option<sqlx::postgres::PgRow>> {
+    let row = sqlx::query(sql).bind(key.as_str()).fetch_one(pool).await?;
+    if registry_moved(decided_at, row.try_get("version")?) {
+        return Err(StoreError::RegistryChanged);
+    }
+    Ok(row
+        .try_get::<Option<String>, _>(key_column)?
+        .is_some()
+        .then_some(row))
+}
+
 /// What [`redeem_granting`] did.
 enum Redeemed {
     /// Redeemed now; whether the grant was saved.
@@ -1259,7 +1269,7 @@ async fn redeem_granting(
     .await?;
     Ok(match (redeemed, decided_at) {
         (true, _) => Redeemed::Now(granted),
-        (false, Some(decided)) if decided != version => Redeemed::NotUnderDecidedVersion,
+        (false, _) if registry_moved(decided_at, version) => Redeemed::NotUnderDecidedVersion,
         (false, _) => Redeemed::Before,
     })
 }
