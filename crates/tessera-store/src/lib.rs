@@ -343,7 +343,13 @@ pub trait Store: Send + Sync + 'static {
 
     // --- login throttling --------------------------------------------------------------------
     /// Failures recorded under `key`.
-    async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>>;
+    async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
+        Ok(self.get_login_failures_of(&[key]).await?.pop().flatten())
+    }
+    /// Failures recorded under each of `keys` (a user or client and an address: one read, not
+    /// one per key), in the order of `keys`.
+    async fn get_login_failures_of(&self, keys: &[&str])
+        -> StoreResult<Vec<Option<LoginFailures>>>;
     /// Counts one more failure under `key`; a count whose latest failure is older than `window`
     /// starts again from one. Returns the new state.
     async fn record_login_failure(

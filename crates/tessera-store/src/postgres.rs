@@ -27,9 +27,10 @@ use crate::oidc_rows::{
     CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
 };
 use crate::rows::{
-    conflict_as, ended_sessions, millis, to_json, ts, FailureRow, PgtRow, ServicePolicyColumns,
-    ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow, SessionRow, SloRow, UserRow,
-    PGT_COLUMNS, SERVICE_COLUMNS, SERVICE_TICKET_COLUMNS, SESSION_COLUMNS, SLO_COLUMNS,
+    conflict_as, ended_sessions, millis, to_json, ts, FailureRow, KeyedFailureRow, PgtRow,
+    ServicePolicyColumns, ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow,
+    SessionRow, SloRow, UserRow, PGT_COLUMNS, SERVICE_COLUMNS, SERVICE_TICKET_COLUMNS,
+    SESSION_COLUMNS, SLO_COLUMNS,
 };
 use crate::rows::{Cell, Table, MAX_BINDS};
 use crate::snapshot::{
@@ -485,14 +486,18 @@ impl Store for PostgresStore {
         Ok(expires_at.is_some_and(|e| e > ts(now)))
     }
 
-    async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
-        Ok(sqlx::query_as::<_, FailureRow>(
-            "SELECT failures, first_at, last_at FROM login_failures WHERE throttle_key = $1",
+    async fn get_login_failures_of(
+        &self,
+        keys: &[&str],
+    ) -> StoreResult<Vec<Option<LoginFailures>>> {
+        let found = sqlx::query_as::<_, KeyedFailureRow>(
+            "SELECT throttle_key, failures, first_at, last_at FROM login_failures \
+             WHERE throttle_key = ANY($1)",
         )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Into::into))
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(KeyedFailureRow::in_order_of(keys, found))
     }
 
     async fn record_login_failure(

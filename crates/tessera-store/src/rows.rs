@@ -369,11 +369,38 @@ impl TryFrom<PgtRow> for ProxyGrantingTicket {
 }
 
 row! {
-    #[derive(FromRow, PartialEq, Eq)]
+    #[derive(FromRow, Clone, Copy, PartialEq, Eq)]
     pub(crate) struct FailureRow {
         failures: i64,
         first_at: i64,
         last_at: i64,
+    }
+}
+
+row! {
+    /// A [`FailureRow`] with its throttle key, for a read of several keys.
+    #[derive(FromRow)]
+    pub(crate) struct KeyedFailureRow {
+        throttle_key: String,
+        #[sqlx(flatten)]
+        failures: FailureRow,
+    }
+}
+
+impl KeyedFailureRow {
+    /// The failures of each of `keys`, in their order, from the rows found for them.
+    pub(crate) fn in_order_of(
+        keys: &[impl AsRef<str>],
+        found: Vec<Self>,
+    ) -> Vec<Option<LoginFailures>> {
+        keys.iter()
+            .map(|key| {
+                found
+                    .iter()
+                    .find(|row| row.throttle_key == key.as_ref())
+                    .map(|row| row.failures.into())
+            })
+            .collect()
     }
 }
 

@@ -28,9 +28,10 @@ use crate::oidc_rows::{
     CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
 };
 use crate::rows::{
-    ended_sessions, millis, to_json, ts, FailureRow, FromSqlite, PgtRow, ServicePolicyColumns,
-    ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow, SessionRow, SloRow, UserRow,
-    PGT_COLUMNS, SERVICE_COLUMNS, SERVICE_TICKET_COLUMNS, SESSION_COLUMNS, SLO_COLUMNS,
+    ended_sessions, millis, to_json, ts, FailureRow, FromSqlite, KeyedFailureRow, PgtRow,
+    ServicePolicyColumns, ServiceRow, ServiceTicketRow, SessionAccessRow, SessionClientRow,
+    SessionRow, SloRow, UserRow, PGT_COLUMNS, SERVICE_COLUMNS, SERVICE_TICKET_COLUMNS,
+    SESSION_COLUMNS, SLO_COLUMNS,
 };
 use crate::rows::{Cell, Table, MAX_BINDS};
 use crate::snapshot::{
@@ -541,15 +542,22 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
-        let key = key.to_owned();
+    async fn get_login_failures_of(
+        &self,
+        keys: &[&str],
+    ) -> StoreResult<Vec<Option<LoginFailures>>> {
+        let keys: Vec<String> = keys.iter().map(|&k| k.to_owned()).collect();
         self.lookup(move |c| {
-            Ok(one::<FailureRow>(
+            let places = vec!["?"; keys.len()].join(", ");
+            let found = all::<KeyedFailureRow>(
                 c,
-                "SELECT failures, first_at, last_at FROM login_failures WHERE throttle_key = ?",
-                [&key],
-            )?
-            .map(Into::into))
+                &format!(
+                    "SELECT throttle_key, failures, first_at, last_at FROM login_failures \
+                     WHERE throttle_key IN ({places})"
+                ),
+                rusqlite::params_from_iter(&keys),
+            )?;
+            Ok(KeyedFailureRow::in_order_of(&keys, found))
         })
         .await
     }

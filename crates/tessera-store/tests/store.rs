@@ -511,6 +511,23 @@ async fn login_failures_count_within_a_window(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(fresh.failures, 1, "a quiet window starts the count again");
+    let address = store
+        .record_login_failure("ip:192.0.2.1", T0, window)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_login_failures_of(&["ip:192.0.2.1", "user:bob", "user:alice", "ip:192.0.2.1"])
+            .await
+            .unwrap(),
+        vec![Some(address), None, Some(fresh), Some(address)],
+        "one read of several keys answers in their order"
+    );
+    assert_eq!(
+        store.get_login_failures_of(&[]).await.unwrap(),
+        vec![],
+        "no keys, no failures"
+    );
     store.delete_login_failures("user:alice").await.unwrap();
     assert_eq!(store.get_login_failures("user:alice").await.unwrap(), None);
 }

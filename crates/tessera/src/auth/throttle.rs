@@ -112,8 +112,10 @@ pub async fn standing(
         blocked_until: None,
         first_failed: false,
     };
-    for (i, (key, max)) in keys.iter().enumerate() {
-        if let Some(failures) = app.store.get_login_failures(key).await? {
+    let names: Vec<&str> = keys.iter().map(|(key, _)| key.as_str()).collect();
+    let recorded = app.store.get_login_failures_of(&names).await?;
+    for (i, ((_, max), failures)) in keys.iter().zip(recorded).enumerate() {
+        if let Some(failures) = failures {
             standing.first_failed |= i == 0;
             if let Some(until) = locked_until(&failures, *max, &app.settings.login, now) {
                 let latest = standing.blocked_until.map_or(until, |l| l.max(until));
