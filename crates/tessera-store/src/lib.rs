@@ -45,6 +45,11 @@ pub fn backend_name(url: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether the registry version is no longer `decided_at`, the one a decision was made under.
+pub(crate) fn registry_moved(decided_at: Option<i64>, version: i64) -> bool {
+    decided_at.is_some_and(|decided| decided != version)
+}
+
 pub(crate) fn is_sqlite_url(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
@@ -437,8 +442,17 @@ pub trait Store: Send + Sync + 'static {
         access: &AccessToken,
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<bool>;
-    /// The access token with this key and its grant. The caller checks expiry.
-    async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>>;
+    /// The access token with this key and its grant. The caller checks expiry. With
+    /// `decided_at` (the [`registry_version`] of the clients the caller will judge it with),
+    /// [`StoreError::RegistryChanged`] if the clients have changed since: the token is read with
+    /// the version, in one statement.
+    ///
+    /// [`registry_version`]: Store::registry_version
+    async fn get_access_token(
+        &self,
+        key: &TicketKey,
+        decided_at: Option<i64>,
+    ) -> StoreResult<Option<(AccessToken, Grant)>>;
     /// The refresh token with this key and its grant. The caller checks expiry and rotation.
     async fn get_refresh_token(
         &self,

@@ -135,6 +135,18 @@ impl TryFrom<CodeRow> for AuthorizationCode {
 pub(crate) const GRANT_COLUMNS: &str = "g.id AS grant_id, g.client_id, g.session_id, g.username, \
      g.attributes, g.scope AS grant_scope, g.auth_time, g.backchannel_logout_uri, g.created_at";
 
+/// The read of the access token whose key is bound at `placeholder`, with its grant, left-joined
+/// to the registry version (as `version`; the token's and grant's columns are NULL when there is
+/// no such token).
+pub(crate) fn access_token_with_version(placeholder: &str) -> String {
+    format!(
+        "SELECT registry_version.version, t.token_key, t.scope, t.issued_at, t.expires_at, \
+         {GRANT_COLUMNS} FROM registry_version \
+         LEFT JOIN (oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id) \
+         ON t.token_key = {placeholder} WHERE registry_version.id = 1"
+    )
+}
+
 row! {
     /// A row of `oidc_grants`, as stored.
     #[derive(FromRow, PartialEq, Eq)]

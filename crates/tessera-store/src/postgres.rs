@@ -23,8 +23,8 @@ use tessera_protocol::ticket::TicketKey;
 use tessera_protocol::{Attributes, Timestamp};
 
 use crate::oidc_rows::{
-    ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow, RefreshRow, CLIENT_COLUMNS,
-    CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
+    access_token_with_version, ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow,
+    RefreshRow, CLIENT_COLUMNS, CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
 };
 use crate::rows::{
     conflict_as, ended_sessions, millis, to_json, ts, FailureRow, KeyedFailureRow, PgtRow,
@@ -37,9 +37,9 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, NewGrant, PoolUsage,
-    ServiceAccess, SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult,
-    UserRecord,
+    registry_moved, AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, NewGrant,
+    PoolUsage, ServiceAccess, SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError,
+    StoreResult, UserRecord,
 };
 
 /// Connections one node keeps open at most.
@@ -715,17 +715,16 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
-    async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
-        sqlx::query_as::<_, AccessRow>(&format!(
-            "SELECT t.token_key, t.scope, t.issued_at, t.expires_at, {GRANT_COLUMNS} \
-             FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
-             WHERE t.token_key = $1"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(TryInto::try_into)
-        .transpose()
+    async fn get_access_token(
+        &self,
+        key: &TicketKey,
+        decided_at: Option<i64>,
+    ) -> StoreResult<Option<(AccessToken, Grant)>> {
+        let sql = access_token_with_version("$1");
+        read_decided(&self.pool, &sql, key, "grant_id", decided_at)
+            .await?
+            .map(|row| AccessRow::from_row(&row)?.try_into())
+            .transpose()
     }
 
     async fn get_refresh_token(
@@ -1181,11 +1180,6 @@ async fn insert_access(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Whether the registry version is no longer `decided_at`, the one a decision was made under.
-fn registry_moved(decided_at: Option<i64>, version: i64) -> bool {
-    decided_at.is_some_and(|decided| decided != version)
 }
 
 /// Runs `sql`, a read of the row with `key` (bound as `$1`) left-joined to the registry version

@@ -24,8 +24,8 @@ use tessera_protocol::ticket::TicketKey;
 use tessera_protocol::{Attributes, Timestamp};
 
 use crate::oidc_rows::{
-    ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow, RefreshRow, CLIENT_COLUMNS,
-    CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
+    access_token_with_version, ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow,
+    RefreshRow, CLIENT_COLUMNS, CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
 };
 use crate::rows::{
     ended_sessions, millis, to_json, ts, FailureRow, FromSqlite, KeyedFailureRow, PgtRow,
@@ -38,8 +38,9 @@ use crate::snapshot::{
     count_rows_sql, refuse_unless_empty, snapshot_tables, ImportCounts, Snapshot,
 };
 use crate::{
-    AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, PoolUsage, ServiceAccess,
-    SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult, UserRecord,
+    registry_moved, AccessRule, CodeRedemption, EndedSession, GrantRule, LoginFailures, PoolUsage,
+    ServiceAccess, SessionTouch, SigningKeyRecord, SloDelivery, Store, StoreError, StoreResult,
+    UserRecord,
 };
 use engine::Engine;
 
@@ -804,20 +805,23 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_access_token(&self, key: &TicketKey) -> StoreResult<Option<(AccessToken, Grant)>> {
+    async fn get_access_token(
+        &self,
+        key: &TicketKey,
+        decided_at: Option<i64>,
+    ) -> StoreResult<Option<(AccessToken, Grant)>> {
         let key = key.as_str().to_owned();
         self.lookup(move |c| {
-            one::<AccessRow>(
-                c,
-                &format!(
-                    "SELECT t.token_key, t.scope, t.issued_at, t.expires_at, {GRANT_COLUMNS} \
-                     FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
-                     WHERE t.token_key = ?"
-                ),
-                [&key],
-            )?
-            .map(TryInto::try_into)
-            .transpose()
+            let sql = access_token_with_version("?");
+            let (version, row) = c.prepare_cached(&sql)?.query_row([&key], |row| {
+                let version: i64 = row.get("version")?;
+                let found = row.get::<_, Option<String>>("grant_id")?.is_some();
+                Ok((version, found.then(|| AccessRow::read(row)).transpose()?))
+            })?;
+            if registry_moved(decided_at, version) {
+                return Err(StoreError::RegistryChanged);
+            }
+            row.map(TryInto::try_into).transpose()
         })
         .await
     }
@@ -1301,7 +1305,7 @@ fn still_current(c: &Connection, decided_at: Option<i64>) -> StoreResult<()> {
         return Ok(());
     };
     match scalar::<i64>(c, REGISTRY_VERSION, [])? {
-        Some(version) if version == decided_at => Ok(()),
+        Some(version) if !registry_moved(Some(decided_at), version) => Ok(()),
         _ => Err(StoreError::RegistryChanged),
     }
 }

@@ -182,6 +182,33 @@ async fn ticket_writes_decided_with_an_old_registry_write_nothing(store: Arc<dyn
             .await,
         Err(StoreError::RegistryChanged)
     ));
+
+    // An access token read for clients of an old registry is refused; for the current one (or
+    // none) it is found, and an unknown token is none under the current registry only.
+    let (g, at, _) = grant_for(&s, "g3", "app", None, Duration::from_secs(60));
+    assert!(store.put_grant(&g, &at, None).await.unwrap());
+    assert!(matches!(
+        store.get_access_token(&at.key, Some(decided)).await,
+        Err(StoreError::RegistryChanged)
+    ));
+    for version in [Some(current), None] {
+        assert_eq!(
+            store.get_access_token(&at.key, version).await.unwrap(),
+            Some((at.clone(), g.clone()))
+        );
+    }
+    let unknown = TicketKey::from_stored("0".repeat(64));
+    assert!(matches!(
+        store.get_access_token(&unknown, Some(decided)).await,
+        Err(StoreError::RegistryChanged)
+    ));
+    assert_eq!(
+        store
+            .get_access_token(&unknown, Some(current))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn concurrent_takes_hand_a_ticket_to_exactly_one(store: Arc<dyn Store>) {
@@ -967,7 +994,7 @@ async fn oidc_clients_round_trip_and_ids_are_unique(store: Arc<dyn Store>) {
         .unwrap();
     assert!(store.delete_client("app").await.unwrap());
     assert!(!store.delete_client("app").await.unwrap());
-    assert_eq!(store.get_access_token(&at.key).await.unwrap(), None);
+    assert_eq!(store.get_access_token(&at.key, None).await.unwrap(), None);
     assert_eq!(store.get_refresh_token(&rt.key).await.unwrap(), None);
     assert_eq!(store.get_consent("alice", "app").await.unwrap(), None);
     assert_eq!(store.list_clients().await.unwrap().len(), 1);
@@ -1005,7 +1032,7 @@ async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
     let (g, at, rt) = grant_for(&s, "g1", "app", None, Duration::from_secs(60));
     assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
     assert_eq!(
-        store.get_access_token(&at.key).await.unwrap(),
+        store.get_access_token(&at.key, None).await.unwrap(),
         Some((at.clone(), g.clone()))
     );
     assert!(matches!(
@@ -1016,7 +1043,7 @@ async fn authorization_codes_are_redeemed_once_and_a_replay_revokes_the_grant(
         CodeRedemption::Replayed
     ));
     assert_eq!(
-        store.get_access_token(&at.key).await.unwrap(),
+        store.get_access_token(&at.key, None).await.unwrap(),
         None,
         "a replayed code revokes the grant made from it"
     );
@@ -1094,7 +1121,10 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
     assert_eq!(redemption, CodeRedemption::Redeemed(Box::new(code.clone())));
     assert!(saved);
     assert_eq!(
-        store.get_access_token(&granted.access.key).await.unwrap(),
+        store
+            .get_access_token(&granted.access.key, None)
+            .await
+            .unwrap(),
         Some((granted.access.clone(), granted.grant.clone()))
     );
     let refresh = granted.refresh.clone().unwrap();
@@ -1134,7 +1164,10 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
         .unwrap();
     assert!(redemption == CodeRedemption::Replayed && !saved);
     assert_eq!(
-        store.get_access_token(&granted.access.key).await.unwrap(),
+        store
+            .get_access_token(&granted.access.key, None)
+            .await
+            .unwrap(),
         None
     );
 
@@ -1160,7 +1193,10 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
         .unwrap();
     assert!(!saved);
     assert_eq!(
-        store.get_access_token(&orphan.access.key).await.unwrap(),
+        store
+            .get_access_token(&orphan.access.key, None)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -1204,7 +1240,11 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
     let (old, _) = store.get_refresh_token(&rt.key).await.unwrap().unwrap();
     assert_eq!(old.rotated_at, Some(later));
     assert!(store.get_refresh_token(&rt2.key).await.unwrap().is_some());
-    assert!(store.get_access_token(&at2.key).await.unwrap().is_some());
+    assert!(store
+        .get_access_token(&at2.key, None)
+        .await
+        .unwrap()
+        .is_some());
     assert!(store.delete_access_token(&at2.key).await.unwrap());
     assert!(!store.delete_access_token(&at2.key).await.unwrap());
 
@@ -1221,7 +1261,7 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
     assert!(store.put_grant(&g3, &at_c, None).await.unwrap());
     assert!(store.delete_grant("g3").await.unwrap());
     assert!(!store.delete_grant("g3").await.unwrap());
-    assert_eq!(store.get_access_token(&at_c.key).await.unwrap(), None);
+    assert_eq!(store.get_access_token(&at_c.key, None).await.unwrap(), None);
 
     let ended = store
         .take_session(&tgt.key(), later)
@@ -1247,7 +1287,7 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
     );
     assert_eq!((d.session_id.clone(), d.created_at), (s.id.clone(), later));
     for key in [&at.key, &at3.key, &at_b.key] {
-        assert_eq!(store.get_access_token(key).await.unwrap(), None);
+        assert_eq!(store.get_access_token(key, None).await.unwrap(), None);
     }
     assert_eq!(store.get_refresh_token(&rt3.key).await.unwrap(), None);
     assert!(
@@ -1261,7 +1301,7 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
         !store.put_grant(&g, &at, Some(&rt)).await.unwrap(),
         "no grant for an ended session"
     );
-    assert_eq!(store.get_access_token(&at.key).await.unwrap(), None);
+    assert_eq!(store.get_access_token(&at.key, None).await.unwrap(), None);
 }
 
 async fn consents_are_remembered_and_replaced(store: Arc<dyn Store>) {
@@ -1406,9 +1446,13 @@ async fn expired_codes_and_tokens_are_swept(store: Arc<dyn Store>) {
             .unwrap(),
         CodeRedemption::Unknown
     ));
-    assert_eq!(store.get_access_token(&at.key).await.unwrap(), None);
+    assert_eq!(store.get_access_token(&at.key, None).await.unwrap(), None);
     assert_eq!(store.get_refresh_token(&rt.key).await.unwrap(), None);
-    assert!(store.get_access_token(&at2.key).await.unwrap().is_some());
+    assert!(store
+        .get_access_token(&at2.key, None)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 async fn the_database_answers_and_its_pool_is_reported(store: Arc<dyn Store>) {
@@ -1972,7 +2016,9 @@ async fn a_deployment_is_copied_whole(source: Arc<dyn Store>, destination: Arc<d
         Some((filled.refresh.clone(), filled.grant.clone()))
     );
     assert_eq!(
-        dst.get_access_token(&filled.access.key).await.unwrap(),
+        dst.get_access_token(&filled.access.key, None)
+            .await
+            .unwrap(),
         Some((filled.access.clone(), filled.grant.clone()))
     );
     assert_eq!(

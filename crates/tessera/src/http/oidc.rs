@@ -1166,16 +1166,29 @@ async fn userinfo_inner(
     };
     let access_id = AccessTokenId::parse(&presented).ok_or_else(invalid)?;
     let now = app.clock.now();
-    let (access, grant) = app
-        .store
-        .get_access_token(&access_id.key())
-        .await?
+    let key = access_id.key();
+    // The token is read with the clients' version: with the clients as last compiled while it
+    // has not moved (no read of its own), else with the current clients.
+    let kept = match app.oidc.kept_clients() {
+        Some((version, clients)) => match app.store.get_access_token(&key, Some(version)).await {
+            Err(StoreError::RegistryChanged) => None,
+            read => Some((read?, clients)),
+        },
+        None => None,
+    };
+    let (found, clients) = match kept {
+        Some(read) => read,
+        None => {
+            let clients = app.oidc.clients(app.store.as_ref()).await?;
+            (app.store.get_access_token(&key, None).await?, clients)
+        }
+    };
+    let (access, grant) = found
         .filter(|(a, _)| a.expires_at > now)
         .ok_or_else(invalid)?;
     if !access.scope.iter().any(|s| s == "openid") {
         return Err(OAuthError::new("insufficient_scope", "").into());
     }
-    let clients = app.oidc.clients(app.store.as_ref()).await?;
     let client = clients.get(&grant.client_id).ok_or_else(invalid)?;
     let mut claims = user_claims(
         &access.scope,
@@ -1206,7 +1219,7 @@ async fn find_token(app: &AppState, value: &str) -> Result<Option<Found>, Fault>
     if let Some(id) = AccessTokenId::parse(value) {
         return Ok(app
             .store
-            .get_access_token(&id.key())
+            .get_access_token(&id.key(), None)
             .await?
             .map(|(a, g)| Found::Access(a, g)));
     }

@@ -802,11 +802,18 @@ async fn a_client_changed_or_removed_after_a_flow_gets_no_more_codes_or_tokens()
     };
     // A first flow compiles the clients: the next ones are decided with them as compiled, and
     // decided again when the clients have changed since.
-    logged_in_tokens(&server, &browser).await;
+    let first = logged_in_tokens(&server, &browser).await;
     let code = code_for(&server, &browser, &auth_params(CLIENT)).await;
     register(&server, client_spec("another")).await;
     let ok = redeem(code).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    // Userinfo reads a token with the clients' version too: a token from before the change
+    // still answers, judged by the current clients.
+    for access in [first.str("access_token"), ok.str("access_token")] {
+        let info = userinfo(&server, &access).await;
+        assert_eq!(info.status, StatusCode::OK, "{}", info.json);
+        assert_eq!(info.json["email"], "alice@example.org");
+    }
 
     // Removed between its code and the token request: the client is unknown, not the code.
     let code = code_for(&server, &browser, &auth_params(CLIENT)).await;
@@ -814,6 +821,11 @@ async fn a_client_changed_or_removed_after_a_flow_gets_no_more_codes_or_tokens()
     redeem(code)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_eq!(
+        userinfo(&server, &ok.str("access_token")).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a removed client's tokens die with it"
+    );
 
     // Its redirect URI changed since the clients were compiled: an error page, no code sent to
     // the old one.
