@@ -57,6 +57,12 @@ struct Args {
         default_value = "sso-validate,validate-only,password-login,oidc-code,ceiling,startup"
     )]
     workloads: Vec<Workload>,
+    /// Rounds of the load workloads: each round runs every workload at every concurrency, and
+    /// the report shows each one's median round (by rate) with the spread of the others. On a
+    /// shared or virtual machine, whose speed drifts from minute to minute, 3 or 5 rounds make
+    /// figures that a single run cannot.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    rounds: u32,
     /// Restarts measured by the startup workload.
     #[arg(long, default_value_t = 5)]
     startups: usize,
@@ -155,6 +161,7 @@ async fn bench(args: &Args) -> Result<()> {
         concurrency.clone(),
         args.warmup,
         args.duration,
+        args.rounds,
     );
 
     say(&format!(
@@ -270,15 +277,50 @@ async fn run_load(
         None
     };
 
-    for &workload in workloads {
-        if workload == Workload::PasswordLogin {
-            // Measured right before the logins, in the same conditions (the server idles).
-            say("measuring what the Argon2id cost allows on this machine");
-            report.argon2 = Some(argon2_bound(cores)?);
+    // Rounds interleave the workloads, so that each workload and the ceiling see the machine's
+    // slow and fast minutes alike.
+    for round in 1..=args.rounds {
+        if args.rounds > 1 {
+            say(&format!("round {round} of {}", args.rounds));
         }
-        for &c in concurrency {
+        for &workload in workloads {
+            if workload == Workload::PasswordLogin && report.argon2.is_none() {
+                // Measured right before the logins, in the same conditions (the server idles).
+                say("measuring what the Argon2id cost allows on this machine");
+                report.argon2 = Some(argon2_bound(cores)?);
+            }
+            for &c in concurrency {
+                let run = run_one(
+                    args,
+                    deployment,
+                    server,
+                    &cookies,
+                    ceiling.as_ref(),
+                    workload,
+                    c,
+                )
+                .await?;
+                report.runs.push(run);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One measured run of `workload` with `c` workers.
+async fn run_one(
+    args: &Args,
+    deployment: &Deployment,
+    server: &Server,
+    cookies: &[String],
+    ceiling: Option<&ceiling::Ceiling>,
+    workload: Workload,
+    c: usize,
+) -> Result<Run> {
+    {
+        {
             let shared = Arc::new(Shared::new(&deployment.password, &deployment.client_secret));
-            let target = match (&ceiling, workload) {
+            let target = match (ceiling, workload) {
                 (Some(ceiling), Workload::Ceiling) => ceiling.addr,
                 _ => server.addr,
             };
@@ -364,17 +406,16 @@ async fn run_load(
             if let Some(e) = &stats.first_error {
                 say(&format!("  first error: {e}"));
             }
-            report.runs.push(Run {
+            Ok(Run {
                 workload: workload.name(),
                 concurrency: c,
                 stats,
                 rss_kib,
                 cpu,
                 note,
-            });
+            })
         }
     }
-    Ok(())
 }
 
 /// What the configured Argon2id cost allows: hashes per second on one thread, and with one thread

@@ -54,6 +54,7 @@ pub(crate) struct Report {
     concurrency: Vec<usize>,
     warmup: Duration,
     duration: Duration,
+    rounds: u32,
     pub(crate) tessera_version: String,
     pub(crate) database: String,
     pub(crate) argon2: Option<Argon2Bound>,
@@ -186,6 +187,7 @@ impl Report {
         concurrency: Vec<usize>,
         warmup: Duration,
         duration: Duration,
+        rounds: u32,
     ) -> Self {
         Self {
             command,
@@ -193,6 +195,7 @@ impl Report {
             concurrency,
             warmup,
             duration,
+            rounds,
             tessera_version: String::new(),
             database: String::new(),
             argon2: None,
@@ -204,10 +207,31 @@ impl Report {
         }
     }
 
-    fn run(&self, workload: &str, concurrency: usize) -> Option<&Run> {
-        self.runs
+    /// The median round of `workload` at `concurrency` (by iterations/s; of an even number, the
+    /// slower middle one), and every round's rate, slowest first.
+    fn run_with_rounds(&self, workload: &str, concurrency: usize) -> Option<(&Run, Vec<f64>)> {
+        let mut rounds: Vec<&Run> = self
+            .runs
             .iter()
-            .find(|r| r.workload == workload && r.concurrency == concurrency)
+            .filter(|r| r.workload == workload && r.concurrency == concurrency)
+            .collect();
+        rounds.sort_by(|a, b| {
+            a.stats
+                .iterations_per_second()
+                .total_cmp(&b.stats.iterations_per_second())
+        });
+        let median = *rounds.get(rounds.len().saturating_sub(1) / 2)?;
+        let rates = rounds
+            .iter()
+            .map(|r| r.stats.iterations_per_second())
+            .collect();
+        Some((median, rates))
+    }
+
+    /// The median round of `workload` at `concurrency`.
+    fn run(&self, workload: &str, concurrency: usize) -> Option<&Run> {
+        self.run_with_rounds(workload, concurrency)
+            .map(|(run, _)| run)
     }
 
     /// The whole report.
@@ -241,9 +265,17 @@ impl Report {
             self.tessera_version, self.binary, self.database
         );
         let _ = writeln!(out, "- **Command**: `{}`", command.join(" "));
+        let rounds = if self.rounds > 1 {
+            format!(
+                "; {} rounds, each workload's median round shown (the rates of all rounds in its notes)",
+                self.rounds
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "- **Runs**: closed loop, concurrency {}, one keep-alive connection per worker, {:.0} s warm-up then {:.0} s measured; latency is per iteration",
+            "- **Runs**: closed loop, concurrency {}, one keep-alive connection per worker, {:.0} s warm-up then {:.0} s measured; latency is per iteration{rounds}",
             concurrency.join(", "),
             self.warmup.as_secs_f64(),
             self.duration.as_secs_f64()
@@ -261,8 +293,24 @@ impl Report {
                 "| workload | workers | iterations/s | requests/s | p50 | p99 | errors | server RSS | CPU cores: server / bench / other | notes |"
             );
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            let mut shown: Vec<(&str, usize)> = Vec::new();
             for r in &self.runs {
+                if !shown.contains(&(r.workload, r.concurrency)) {
+                    shown.push((r.workload, r.concurrency));
+                }
+            }
+            for (workload, concurrency) in shown {
+                let Some((r, rates)) = self.run_with_rounds(workload, concurrency) else {
+                    continue;
+                };
                 let mut note = r.note.clone();
+                if rates.len() > 1 {
+                    if !note.is_empty() {
+                        note.push_str("; ");
+                    }
+                    let rates: Vec<String> = rates.iter().map(|&x| rate(x)).collect();
+                    let _ = write!(note, "rounds: {} iterations/s", rates.join(" / "));
+                }
                 if r.workload == "ceiling" {
                     if !note.is_empty() {
                         note.push_str("; ");
@@ -492,6 +540,58 @@ mod tests {
         assert_eq!(shell_quote("valgrind --tool=x"), "'valgrind --tool=x'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    fn run(workload: &'static str, concurrency: usize, iterations: u64) -> Run {
+        Run {
+            workload,
+            concurrency,
+            stats: Stats {
+                iterations,
+                requests: iterations * 2,
+                errors: 0,
+                latency: hdrhistogram::Histogram::new(3).unwrap(),
+                window: Duration::from_secs(1),
+                first_error: None,
+            },
+            rss_kib: None,
+            cpu: None,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn rounds_are_reported_by_their_median() {
+        let mut report = Report::new(
+            vec!["tessera-bench".into()],
+            "tessera".into(),
+            vec![16, 64],
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            3,
+        );
+        for (c, iterations) in [(64, 900), (16, 500), (64, 1200), (64, 1000), (16, 400)] {
+            report.runs.push(run("sso-validate", c, iterations));
+        }
+        let (median, rates) = report.run_with_rounds("sso-validate", 64).unwrap();
+        assert_eq!(median.stats.iterations, 1000);
+        assert_eq!(rates, vec![900.0, 1000.0, 1200.0]);
+        // Of two rounds, the slower.
+        assert_eq!(
+            report.run("sso-validate", 16).unwrap().stats.iterations,
+            400
+        );
+        assert!(report.run("oidc-code", 64).is_none());
+        let table = report.markdown();
+        assert!(
+            table.contains("| sso-validate | 64 | 1,000 | 2,000 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("rounds: 900 / 1,000 / 1,200 iterations/s"),
+            "{table}"
+        );
+        assert_eq!(table.matches("| sso-validate |").count(), 2, "{table}");
     }
 
     #[test]
