@@ -7,7 +7,7 @@ use tessera::cli::{self, Cli, CliError};
 
 /// jemalloc rather than the C library's allocator: the request path allocates and frees on several
 /// threads at once, where glibc's arenas spent a tenth of the async threads' time (locking and
-/// consolidating); measured 15–17 % more validations a second with `tessera-bench`.
+/// consolidating); measured 13–23 % more validations a second with `tessera-bench`.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
