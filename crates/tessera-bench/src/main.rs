@@ -317,105 +317,101 @@ async fn run_one(
     workload: Workload,
     c: usize,
 ) -> Result<Run> {
-    {
-        {
-            let shared = Arc::new(Shared::new(&deployment.password, &deployment.client_secret));
-            let target = match (ceiling, workload) {
-                (Some(ceiling), Workload::Ceiling) => ceiling.addr,
-                _ => server.addr,
-            };
-            let mut workers = Vec::with_capacity(c);
-            for i in 0..c {
-                workers.push(Worker {
-                    conn: Conn::new(target)?,
-                    cookie: if workload == Workload::PasswordLogin {
-                        None
-                    } else {
-                        cookies.get(i).cloned()
-                    },
-                });
-            }
-            let mut note = String::new();
-            let server_pid = (workload != Workload::Ceiling).then(|| server.pid());
-            let before = cpu::sample(server_pid);
-            let stats = if workload == Workload::ValidateOnly {
-                // The warm-up mints the tickets (for as long as a whole run), then the
-                // validations alone are measured, until the tickets run out.
-                let (minted, workers) = load::run(
-                    Kind::Mint,
-                    &shared,
-                    workers,
-                    Duration::ZERO,
-                    args.warmup + args.duration,
-                )
-                .await?;
-                let pool = shared.pool.lock().map(|p| p.len()).unwrap_or(0);
-                let (stats, _) = load::run(
-                    Kind::ValidateOnly,
-                    &shared,
-                    workers,
-                    Duration::ZERO,
-                    args.duration,
-                )
-                .await?;
-                note = format!(
-                    "{pool} tickets minted first ({:.0}/s)",
-                    minted.iterations_per_second()
-                );
-                if stats.window < args.duration {
-                    note.push_str(&format!(
-                        "; they ran out after {:.1} s",
-                        stats.window.as_secs_f64()
-                    ));
-                }
-                stats
-            } else {
-                let kind = match workload {
-                    Workload::SsoValidate => Kind::SsoValidate,
-                    Workload::PasswordLogin => Kind::PasswordLogin,
-                    Workload::OidcCode => Kind::OidcCode,
-                    _ => Kind::Ceiling,
-                };
-                load::run(kind, &shared, workers, args.warmup, args.duration)
-                    .await?
-                    .0
-            };
-            let cpu = before
-                .zip(cpu::sample(server_pid))
-                .map(|(before, after)| cpu::usage(&before, &after));
-            // The ceiling server lives in the bench process: its memory says nothing.
-            let rss_kib = if workload == Workload::Ceiling {
+    let shared = Arc::new(Shared::new(&deployment.password, &deployment.client_secret));
+    let target = match (ceiling, workload) {
+        (Some(ceiling), Workload::Ceiling) => ceiling.addr,
+        _ => server.addr,
+    };
+    let mut workers = Vec::with_capacity(c);
+    for i in 0..c {
+        workers.push(Worker {
+            conn: Conn::new(target)?,
+            cookie: if workload == Workload::PasswordLogin {
                 None
             } else {
-                server.rss_kib()
-            };
-            say(&format!(
-                "{} c={c}: {:.0} iterations/s, {:.0} requests/s, p50 {}, p99 {}, {} errors{}",
-                workload.name(),
-                stats.iterations_per_second(),
-                stats.requests_per_second(),
-                report::latency(stats.quantile_us(0.5)),
-                report::latency(stats.quantile_us(0.99)),
-                stats.errors,
-                cpu.map(|u| format!(
-                    "; CPU cores: server {:.2}, bench {:.2}, other {:.2}",
-                    u.server, u.bench, u.other
-                ))
-                .unwrap_or_default()
-            ));
-            if let Some(e) = &stats.first_error {
-                say(&format!("  first error: {e}"));
-            }
-            Ok(Run {
-                workload: workload.name(),
-                concurrency: c,
-                stats,
-                rss_kib,
-                cpu,
-                note,
-            })
-        }
+                cookies.get(i).cloned()
+            },
+        });
     }
+    let mut note = String::new();
+    let server_pid = (workload != Workload::Ceiling).then(|| server.pid());
+    let before = cpu::sample(server_pid);
+    let stats = if workload == Workload::ValidateOnly {
+        // The warm-up mints the tickets (for as long as a whole run), then the
+        // validations alone are measured, until the tickets run out.
+        let (minted, workers) = load::run(
+            Kind::Mint,
+            &shared,
+            workers,
+            Duration::ZERO,
+            args.warmup + args.duration,
+        )
+        .await?;
+        let pool = shared.pool.lock().map(|p| p.len()).unwrap_or(0);
+        let (stats, _) = load::run(
+            Kind::ValidateOnly,
+            &shared,
+            workers,
+            Duration::ZERO,
+            args.duration,
+        )
+        .await?;
+        note = format!(
+            "{pool} tickets minted first ({:.0}/s)",
+            minted.iterations_per_second()
+        );
+        if stats.window < args.duration {
+            note.push_str(&format!(
+                "; they ran out after {:.1} s",
+                stats.window.as_secs_f64()
+            ));
+        }
+        stats
+    } else {
+        let kind = match workload {
+            Workload::SsoValidate => Kind::SsoValidate,
+            Workload::PasswordLogin => Kind::PasswordLogin,
+            Workload::OidcCode => Kind::OidcCode,
+            _ => Kind::Ceiling,
+        };
+        load::run(kind, &shared, workers, args.warmup, args.duration)
+            .await?
+            .0
+    };
+    let cpu = before
+        .zip(cpu::sample(server_pid))
+        .map(|(before, after)| cpu::usage(&before, &after));
+    // The ceiling server lives in the bench process: its memory says nothing.
+    let rss_kib = if workload == Workload::Ceiling {
+        None
+    } else {
+        server.rss_kib()
+    };
+    say(&format!(
+        "{} c={c}: {:.0} iterations/s, {:.0} requests/s, p50 {}, p99 {}, {} errors{}",
+        workload.name(),
+        stats.iterations_per_second(),
+        stats.requests_per_second(),
+        report::latency(stats.quantile_us(0.5)),
+        report::latency(stats.quantile_us(0.99)),
+        stats.errors,
+        cpu.map(|u| format!(
+            "; CPU cores: server {:.2}, bench {:.2}, other {:.2}",
+            u.server, u.bench, u.other
+        ))
+        .unwrap_or_default()
+    ));
+    if let Some(e) = &stats.first_error {
+        say(&format!("  first error: {e}"));
+    }
+    Ok(Run {
+        workload: workload.name(),
+        concurrency: c,
+        stats,
+        rss_kib,
+        cpu,
+        note,
+    })
 }
 
 /// What the configured Argon2id cost allows: hashes per second on one thread, and with one thread

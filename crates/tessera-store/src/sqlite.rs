@@ -1305,7 +1305,7 @@ fn still_current(c: &Connection, decided_at: Option<i64>) -> StoreResult<()> {
         return Ok(());
     };
     match scalar::<i64>(c, REGISTRY_VERSION, [])? {
-        Some(version) if !registry_moved(Some(decided_at), version) => Ok(()),
+        Some(version) if version == decided_at => Ok(()),
         _ => Err(StoreError::RegistryChanged),
     }
 }
