@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -13,10 +13,6 @@ use axum::Router;
 use tessera_protocol::service::{RegisteredService, ServiceRegistry};
 use tessera_store::{Store, StoreError, StoreResult};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
 
 use crate::auth::local::PasswordHasher;
 use crate::auth::{AuthError, Authenticator};
@@ -367,17 +363,6 @@ async fn sweep(app: AppState) {
     }
 }
 
-#[derive(Clone, Copy, Default)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        // Not a secret: the thread's generator (seeded by the OS) spares a system call per request.
-        let id = tessera_protocol::ticket::random_base62(&mut rand::thread_rng(), 16);
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
-    }
-}
-
 /// Sends each response as soon as it is written, without waiting for the previous segment's
 /// acknowledgement (Nagle's algorithm): answers are small and one per request.
 pub(crate) fn no_delay(tcp: &mut tokio::net::TcpStream) {
@@ -409,27 +394,18 @@ pub fn router(app: AppState) -> Router {
     if !base.is_empty() {
         routes = routes.route(&base, get(base_redirect));
     }
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
-    // Every request passes the frame: limits, fault pages in the visitor's language, headers.
+    // Every request passes the frame: its id and log span, limits, fault pages in the visitor's
+    // language, headers.
     routes
         .fallback(not_found)
         .with_state(app.clone())
-        .layer(RequestBodyLimitLayer::new(app.settings.server.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(
+            app.settings.server.max_body_bytes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             security::Frame::new(&app),
             security::frame,
         ))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            // Unmatched paths are logged as sent, except a TGT in one (a REST client's typo).
-            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or_else(
-                || crate::http::rest::loggable_path(req.uri().path()),
-                |m| m.as_str().into(),
-            );
-            tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
-        }))
-        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
 }
 
 /// The operations listener: `/metrics`, `/healthz`, `/readyz`.

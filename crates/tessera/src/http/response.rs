@@ -98,7 +98,10 @@ pub async fn localize_faults(app: &AppState, request: Request, next: Next) -> Re
             kept.append(name.clone(), value.clone());
         }
     }
-    let request_id = request.headers().get("x-request-id").cloned();
+    let request_id = request
+        .headers()
+        .get(&super::security::X_REQUEST_ID)
+        .cloned();
     let query = request.uri().query().map(str::to_owned);
     let response = next.run(request).await;
     if response.extensions().get::<Fault>().is_none() {

@@ -2,16 +2,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use crate::app::AppState;
 
 /// What every request passes through, as one middleware ([`frame`]) rather than a layer each (a
-/// layer costs a boxed service clone and a future per request): the request limits, fault pages
-/// in the visitor's language, and the security headers.
+/// layer costs a boxed service clone and a future per request): the request's id and log span,
+/// the request limits, fault pages in the visitor's language, and the security headers.
 #[derive(Clone)]
 pub struct Frame {
     app: AppState,
@@ -28,23 +31,92 @@ impl Frame {
     }
 }
 
-/// Refuses what [`refused`] refuses, shows faults as pages in the visitor's language
-/// ([`localize_faults`](crate::http::response::localize_faults)), and adds the security headers
-/// a response lacks.
-pub async fn frame(State(frame): State<Frame>, request: Request, next: Next) -> Response {
-    let mut response = match refused(&frame.app, &request) {
-        Some(refusal) => refusal,
-        None => crate::http::response::localize_faults(&frame.app, request, next).await,
+/// The request's span and id, then: refuses what [`refused`] refuses, shows faults as pages in
+/// the visitor's language ([`localize_faults`](crate::http::response::localize_faults)), and adds
+/// the security headers a response lacks.
+///
+/// Every request gets an `x-request-id` (the one a proxy in front set, if it looks like an id, or
+/// a new one), which its log lines carry in the `request` span and its response echoes, so that
+/// a fault page's reference leads to the lines that explain it.
+pub async fn frame(State(frame): State<Frame>, mut request: Request, next: Next) -> Response {
+    let id = request_id(&mut request);
+    let span = {
+        // Unmatched paths are logged as sent, except a TGT in one (a REST client's typo).
+        let route = request.extensions().get::<MatchedPath>().map_or_else(
+            || crate::http::rest::loggable_path(request.uri().path()),
+            |m| m.as_str().into(),
+        );
+        let id = id.to_str().unwrap_or_default();
+        tracing::info_span!("request", method = %request.method(), route = %route, request_id = %id)
     };
-    let headers = response.headers_mut();
-    // One allocation for all of them (and the request id added outside), not one per doubling.
-    headers.reserve(frame.headers.len() + 1);
-    for (name, value) in frame.headers.iter() {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
+    async move {
+        let started = Instant::now();
+        let mut response = match refused(&frame.app, &request) {
+            Some(refusal) => refusal,
+            None => crate::http::response::localize_faults(&frame.app, request, next).await,
+        };
+        let status = response.status();
+        if status.is_server_error() {
+            tracing::error!(
+                status = status.as_u16(),
+                latency_us = elapsed_us(started),
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status = status.as_u16(),
+                latency_us = elapsed_us(started),
+                "request answered"
+            );
+        }
+        let headers = response.headers_mut();
+        // One allocation for all of them, not one per doubling.
+        headers.reserve(frame.headers.len() + 1);
+        for (name, value) in frame.headers.iter() {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if !headers.contains_key(&X_REQUEST_ID) {
+            headers.insert(X_REQUEST_ID, id);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// The header that carries a request's id, in the request and its response.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id: the `x-request-id` it came with if that is a plausible id (1 to 64 letters,
+/// digits, `-`, `_`, `.` or `:`; a UUID, say, as load balancers make), or else a new random one,
+/// which replaces it. Either way the request carries it from here on, for the handlers' pages.
+fn request_id(request: &mut Request) -> HeaderValue {
+    if let Some(sent) = request.headers().get(&X_REQUEST_ID) {
+        if is_plausible_id(sent.as_bytes()) {
+            return sent.clone();
         }
     }
-    response
+    // Not a secret: the thread's generator (seeded by the OS) spares a system call per request.
+    let made = tessera_protocol::ticket::random_base62(&mut rand::thread_rng(), 16);
+    let id = HeaderValue::from_str(&made).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    request.headers_mut().insert(X_REQUEST_ID, id.clone());
+    id
+}
+
+/// Whether a request id sent by a client or proxy is kept: short, and nothing in it that could
+/// pass for something else in a log line.
+fn is_plausible_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Microseconds since `started`, for a log field.
+fn elapsed_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The security headers every response gets unless its handler set its own: no framing, no
@@ -155,5 +227,26 @@ fn cookie_path(app: &AppState) -> &str {
         "/"
     } else {
         base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plausible_id;
+
+    #[test]
+    fn request_ids_from_proxies_are_kept_only_if_they_look_like_ids() {
+        for kept in [
+            "0b6f8a3e-5c1d-4e7a-9f2b-3c4d5e6f7a8b",
+            "1-67891233-abcdef012345678912345678",
+            "req_42.7",
+            "x",
+        ] {
+            assert!(is_plausible_id(kept.as_bytes()), "{kept}");
+        }
+        let long = "a".repeat(65);
+        for refused in ["", "a b", "a\"b", "a=b c=d", "é", "a\tb", long.as_str()] {
+            assert!(!is_plausible_id(refused.as_bytes()), "{refused:?}");
+        }
     }
 }

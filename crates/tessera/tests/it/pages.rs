@@ -28,6 +28,38 @@ async fn pages_carry_security_headers() {
     );
 }
 
+/// A proxy's request id is kept and echoed, so the proxy's log and Tessera's tie up; one that
+/// could pass for something else in a log line is replaced by a fresh id.
+#[tokio::test]
+async fn a_request_id_from_a_proxy_is_echoed_if_it_looks_like_one() {
+    let server = TestServer::start().await;
+    let browser = server.browser();
+    let answered_id = |sent: String| {
+        let request = browser.client.get(format!("{}/login", server.base));
+        async move {
+            let response = request.header("x-request-id", sent).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let uuid = "0b6f8a3e-5c1d-4e7a-9f2b-3c4d5e6f7a8b";
+    assert_eq!(answered_id(uuid.into()).await, uuid);
+    for forged in ["a b".to_owned(), "id\"=1".to_owned(), "x".repeat(65)] {
+        let id = answered_id(forged.clone()).await;
+        assert_ne!(id, forged);
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{id}"
+        );
+    }
+    let own = browser.get("/login").await.headers["x-request-id"].clone();
+    let again = browser.get("/login").await.headers["x-request-id"].clone();
+    assert_ne!(own, again, "each request gets its own id");
+}
+
 #[tokio::test]
 async fn the_stylesheet_is_served_and_cacheable() {
     let server = TestServer::start().await;
