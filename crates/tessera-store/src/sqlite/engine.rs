@@ -194,6 +194,10 @@ fn open_connection(path: &Path, role: Role) -> rusqlite::Result<Connection> {
             }
             // Each commit `fsync`s the log: a batch is on disk when its callers are answered.
             conn.pragma_update(None, "synchronous", "FULL")?;
+            // Each job of a batch runs in a savepoint, whose undo copies (the statement journal)
+            // SQLite would spill to a temporary file on disk past 64 KiB: created, written and
+            // deleted for most batches. In memory they are a copy of the pages the job changes.
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
         }
         Role::Reader => conn.pragma_update(None, "query_only", true)?,
     }
@@ -482,6 +486,62 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(values, [1, 3]);
+    }
+
+    /// A job that changes far more than SQLite's statement journal keeps in memory by default
+    /// (64 KiB) and then fails is undone alone, its batch's other jobs committed: the journal
+    /// is held in memory (`temp_store`), not spilled to a temporary file.
+    #[tokio::test]
+    async fn a_failed_job_that_changed_many_pages_is_undone_in_a_file_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let temp_store: i64 = engine
+            .write(Box::new(|c| {
+                c.execute_batch(
+                    "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL);
+                     WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 400)
+                     INSERT INTO t SELECT k, zeroblob(1000) FROM n;",
+                )?;
+                Ok(c.pragma_query_value(None, "temp_store", |r| r.get(0))?)
+            }))
+            .await
+            .unwrap();
+        assert_eq!(temp_store, 2, "the writer keeps temporary data in memory");
+        let rewrite_all_then = |fail: bool| -> Work<()> {
+            Box::new(move |c| {
+                c.execute("UPDATE t SET v = randomblob(1000)", [])?;
+                if fail {
+                    return Err(StoreError::Conflict("after rewriting every row".into()));
+                }
+                Ok(())
+            })
+        };
+        let marker = |k: i64| -> Work<()> {
+            Box::new(move |c| {
+                c.execute("INSERT INTO t (k, v) VALUES (?, x'01')", [k])?;
+                Ok(())
+            })
+        };
+        let (a, b, c) = tokio::join!(
+            engine.write(marker(1001)),
+            engine.write(rewrite_all_then(true)),
+            engine.write(marker(1002)),
+        );
+        a.unwrap();
+        assert!(matches!(b, Err(StoreError::Conflict(_))));
+        c.unwrap();
+        let (zeroed, markers): (i64, i64) = engine
+            .read(Box::new(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FILTER (WHERE k <= 400 AND v = zeroblob(1000)),
+                            count(*) FILTER (WHERE k > 1000) FROM t",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?)
+            }))
+            .await
+            .unwrap();
+        assert_eq!((zeroed, markers), (400, 2));
     }
 
     #[tokio::test]
