@@ -63,6 +63,12 @@ struct Args {
     /// figures that a single run cannot.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
     rounds: u32,
+    /// An earlier build of `tessera` to compare with: it gets a deployment of its own, every
+    /// round runs each load workload (but the ceiling) on both, the two alternating which goes
+    /// first, and the report adds a table of the changes (the median of the rounds' ratios).
+    /// Startup is measured for `--tessera` only.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
     /// Restarts measured by the startup workload.
     #[arg(long, default_value_t = 5)]
     startups: usize,
@@ -101,6 +107,25 @@ impl Workload {
             self,
             Self::SsoValidate | Self::ValidateOnly | Self::OidcCode | Self::Ceiling
         )
+    }
+}
+
+/// Which build a run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// `--tessera`, the build the report is about.
+    Tested,
+    /// `--baseline`, the one it is compared with.
+    Baseline,
+}
+
+impl Build {
+    /// How progress lines name the build.
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Tested => "",
+            Self::Baseline => "baseline: ",
+        }
     }
 }
 
@@ -171,9 +196,30 @@ async fn bench(args: &Args) -> Result<()> {
     let deployment = Deployment::create(&binary, args.postgres.as_deref())?;
     report.tessera_version = deployment.version();
     report.database = deployment.database_label().to_owned();
+    let baseline = match &args.baseline {
+        Some(asked) => {
+            let created = locate_binary(asked).and_then(|baseline| {
+                say(&format!(
+                    "setting up a deployment with {}",
+                    baseline.display()
+                ));
+                report.baseline = Some(baseline.display().to_string());
+                Deployment::create(&baseline, args.postgres.as_deref())
+            });
+            match created {
+                Ok(created) => Some(created),
+                Err(e) => {
+                    deployment.drop_database();
+                    return Err(e.context("--baseline"));
+                }
+            }
+        }
+        None => None,
+    };
     let outcome = run_all(
         args,
         &deployment,
+        baseline.as_ref(),
         &workloads,
         &concurrency,
         cores,
@@ -181,6 +227,9 @@ async fn bench(args: &Args) -> Result<()> {
     )
     .await;
     deployment.drop_database();
+    if let Some(baseline) = &baseline {
+        baseline.drop_database();
+    }
     outcome?;
     say(&format!("done in {:.0} s", started.elapsed().as_secs_f64()));
     println!("{}", report.markdown());
@@ -190,6 +239,7 @@ async fn bench(args: &Args) -> Result<()> {
 async fn run_all(
     args: &Args,
     deployment: &Deployment,
+    baseline: Option<&Deployment>,
     workloads: &[Workload],
     concurrency: &[usize],
     cores: usize,
@@ -218,9 +268,42 @@ async fn run_all(
         .map(|w| w.split_whitespace().collect())
         .unwrap_or_default();
     let server = deployment.start_wrapped("server.log", &wrapper).await?;
-    let outcome = run_load(args, deployment, &server, &load, concurrency, cores, report).await;
-    server.stop().await?;
+    let mut subjects = vec![Subject::new(Build::Tested, deployment, server)];
+    if let Some(baseline) = baseline {
+        match baseline.start("server.log").await {
+            Ok(server) => subjects.push(Subject::new(Build::Baseline, baseline, server)),
+            Err(e) => {
+                for subject in subjects {
+                    subject.server.stop().await?;
+                }
+                return Err(e.context("starting the baseline"));
+            }
+        }
+    }
+    let outcome = run_load(args, &mut subjects, &load, concurrency, cores, report).await;
+    for subject in subjects {
+        subject.server.stop().await?;
+    }
     outcome
+}
+
+/// A build under test: its deployment, its server, and the SSO sessions of its workers.
+struct Subject<'d> {
+    build: Build,
+    deployment: &'d Deployment,
+    server: Server,
+    cookies: Vec<String>,
+}
+
+impl<'d> Subject<'d> {
+    fn new(build: Build, deployment: &'d Deployment, server: Server) -> Self {
+        Self {
+            build,
+            deployment,
+            server,
+            cookies: Vec::new(),
+        }
+    }
 }
 
 /// One start of `tessera serve`: exec → address line → first 200 from `/healthz`, then the
@@ -240,45 +323,52 @@ async fn measure_start(deployment: &Deployment, log: &str) -> Result<StartupSamp
 
 async fn run_load(
     args: &Args,
-    deployment: &Deployment,
-    server: &Server,
+    subjects: &mut [Subject<'_>],
     workloads: &[Workload],
     concurrency: &[usize],
     cores: usize,
     report: &mut Report,
 ) -> Result<()> {
-    let setup = Shared::new(&deployment.password, &deployment.client_secret);
     let max_workers = concurrency.iter().copied().max().unwrap_or(1);
 
     // One SSO session per worker, made by logging in like a browser.
-    let mut cookies = Vec::new();
     if workloads.iter().any(|w| w.needs_session()) {
-        say(&format!("logging in {max_workers} browsers"));
-        let mut conn = Conn::new(server.addr)?;
-        for _ in 0..max_workers {
-            let cookie = workloads::password_login(&setup, &mut conn)
-                .await
-                .context("logging in the benchmark's browsers")?;
-            cookies.push(cookie);
+        for subject in subjects.iter_mut() {
+            let d = subject.deployment;
+            let setup = Shared::new(&d.password, &d.client_secret);
+            say(&format!(
+                "{}logging in {max_workers} browsers",
+                subject.build.prefix()
+            ));
+            let mut conn = Conn::new(subject.server.addr)?;
+            for _ in 0..max_workers {
+                let cookie = workloads::password_login(&setup, &mut conn)
+                    .await
+                    .context("logging in the benchmark's browsers")?;
+                subject.cookies.push(cookie);
+            }
         }
     }
 
-    let ceiling = if workloads.contains(&Workload::Ceiling) {
-        let mut worker = Worker {
-            conn: Conn::new(server.addr)?,
-            cookie: cookies.first().cloned(),
-        };
-        let (body, content_type) = workloads::sample_validation(&setup, &mut worker)
-            .await
-            .context("fetching a validation success for the ceiling server")?;
-        report.ceiling_body_bytes = body.len();
-        Some(ceiling::Ceiling::start(body.into(), &content_type, cores)?)
-    } else {
-        None
+    let ceiling = match (workloads.contains(&Workload::Ceiling), subjects.first()) {
+        (true, Some(tested)) => {
+            let d = tested.deployment;
+            let setup = Shared::new(&d.password, &d.client_secret);
+            let mut worker = Worker {
+                conn: Conn::new(tested.server.addr)?,
+                cookie: tested.cookies.first().cloned(),
+            };
+            let (body, content_type) = workloads::sample_validation(&setup, &mut worker)
+                .await
+                .context("fetching a validation success for the ceiling server")?;
+            report.ceiling_body_bytes = body.len();
+            Some(ceiling::Ceiling::start(body.into(), &content_type, cores)?)
+        }
+        _ => None,
     };
 
     // Rounds interleave the workloads, so that each workload and the ceiling see the machine's
-    // slow and fast minutes alike.
+    // slow and fast minutes alike; with a baseline, the two builds take turns going first.
     for round in 1..=args.rounds {
         if args.rounds > 1 {
             say(&format!("round {round} of {}", args.rounds));
@@ -290,17 +380,20 @@ async fn run_load(
                 report.argon2 = Some(argon2_bound(cores)?);
             }
             for &c in concurrency {
-                let run = run_one(
-                    args,
-                    deployment,
-                    server,
-                    &cookies,
-                    ceiling.as_ref(),
-                    workload,
-                    c,
-                )
-                .await?;
-                report.runs.push(run);
+                let mut order: Vec<&Subject<'_>> = subjects.iter().collect();
+                if round % 2 == 0 {
+                    order.reverse();
+                }
+                for subject in order {
+                    if workload == Workload::Ceiling && subject.build == Build::Baseline {
+                        continue;
+                    }
+                    let run = run_one(args, subject, ceiling.as_ref(), workload, c, round).await?;
+                    match subject.build {
+                        Build::Tested => report.runs.push(run),
+                        Build::Baseline => report.baseline_runs.push(run),
+                    }
+                }
             }
         }
     }
@@ -310,13 +403,13 @@ async fn run_load(
 /// One measured run of `workload` with `c` workers.
 async fn run_one(
     args: &Args,
-    deployment: &Deployment,
-    server: &Server,
-    cookies: &[String],
+    subject: &Subject<'_>,
     ceiling: Option<&ceiling::Ceiling>,
     workload: Workload,
     c: usize,
+    round: u32,
 ) -> Result<Run> {
+    let (deployment, server, cookies) = (subject.deployment, &subject.server, &subject.cookies);
     let shared = Arc::new(Shared::new(&deployment.password, &deployment.client_secret));
     let target = match (ceiling, workload) {
         (Some(ceiling), Workload::Ceiling) => ceiling.addr,
@@ -388,7 +481,8 @@ async fn run_one(
         server.rss_kib()
     };
     say(&format!(
-        "{} c={c}: {:.0} iterations/s, {:.0} requests/s, p50 {}, p99 {}, {} errors{}",
+        "{}{} c={c}: {:.0} iterations/s, {:.0} requests/s, p50 {}, p99 {}, {} errors{}",
+        subject.build.prefix(),
         workload.name(),
         stats.iterations_per_second(),
         stats.requests_per_second(),
@@ -407,6 +501,7 @@ async fn run_one(
     Ok(Run {
         workload: workload.name(),
         concurrency: c,
+        round,
         stats,
         rss_kib,
         cpu,

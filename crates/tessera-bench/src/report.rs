@@ -11,6 +11,8 @@ use crate::load::Stats;
 pub(crate) struct Run {
     pub(crate) workload: &'static str,
     pub(crate) concurrency: usize,
+    /// The round it belongs to, from 1.
+    pub(crate) round: u32,
     pub(crate) stats: Stats,
     /// The server's resident memory at the end of the run (the bench's own for `ceiling`).
     pub(crate) rss_kib: Option<u64>,
@@ -62,6 +64,9 @@ pub(crate) struct Report {
     pub(crate) restarts: Vec<StartupSample>,
     pub(crate) ceiling_body_bytes: usize,
     pub(crate) runs: Vec<Run>,
+    /// The build compared with (`--baseline`), and its runs.
+    pub(crate) baseline: Option<String>,
+    pub(crate) baseline_runs: Vec<Run>,
     /// The 1-minute load average when the bench started.
     load_before: Option<f64>,
 }
@@ -180,6 +185,35 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
+/// The median round of `workload` at `concurrency` among `runs` (by iterations/s; of an even
+/// number, the slower middle one), and every round's rate, slowest first.
+fn median_round<'r>(
+    runs: &'r [Run],
+    workload: &str,
+    concurrency: usize,
+) -> Option<(&'r Run, Vec<f64>)> {
+    let mut rounds: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.workload == workload && r.concurrency == concurrency)
+        .collect();
+    rounds.sort_by(|a, b| {
+        a.stats
+            .iterations_per_second()
+            .total_cmp(&b.stats.iterations_per_second())
+    });
+    let median = *rounds.get(rounds.len().saturating_sub(1) / 2)?;
+    let rates = rounds
+        .iter()
+        .map(|r| r.stats.iterations_per_second())
+        .collect();
+    Some((median, rates))
+}
+
+/// A change as a signed percentage: 1.084 → "+8 %".
+fn change(ratio: f64) -> String {
+    format!("{:+.0} %", (ratio - 1.0) * 100.0)
+}
+
 impl Report {
     pub(crate) fn new(
         command: Vec<String>,
@@ -203,29 +237,15 @@ impl Report {
             restarts: Vec::new(),
             ceiling_body_bytes: 0,
             runs: Vec::new(),
+            baseline: None,
+            baseline_runs: Vec::new(),
             load_before: load_average(),
         }
     }
 
-    /// The median round of `workload` at `concurrency` (by iterations/s; of an even number, the
-    /// slower middle one), and every round's rate, slowest first.
+    /// The median round of `workload` at `concurrency`, and every round's rate, slowest first.
     fn run_with_rounds(&self, workload: &str, concurrency: usize) -> Option<(&Run, Vec<f64>)> {
-        let mut rounds: Vec<&Run> = self
-            .runs
-            .iter()
-            .filter(|r| r.workload == workload && r.concurrency == concurrency)
-            .collect();
-        rounds.sort_by(|a, b| {
-            a.stats
-                .iterations_per_second()
-                .total_cmp(&b.stats.iterations_per_second())
-        });
-        let median = *rounds.get(rounds.len().saturating_sub(1) / 2)?;
-        let rates = rounds
-            .iter()
-            .map(|r| r.stats.iterations_per_second())
-            .collect();
-        Some((median, rates))
+        median_round(&self.runs, workload, concurrency)
     }
 
     /// The median round of `workload` at `concurrency`.
@@ -264,6 +284,12 @@ impl Report {
             "- **Server**: {} (`{}`), {}",
             self.tessera_version, self.binary, self.database
         );
+        if let Some(baseline) = &self.baseline {
+            let _ = writeln!(
+                out,
+                "- **Baseline**: `{baseline}`, on a fresh database of its own, run in the same rounds (the two builds take turns going first)"
+            );
+        }
         let _ = writeln!(out, "- **Command**: `{}`", command.join(" "));
         let rounds = if self.rounds > 1 {
             format!(
@@ -341,6 +367,7 @@ impl Report {
             }
             let _ = writeln!(out);
         }
+        out.push_str(&self.comparison());
         if let Some(a) = &self.argon2 {
             let _ = writeln!(
                 out,
@@ -380,6 +407,64 @@ impl Report {
             let _ = writeln!(out);
         }
         out.push_str(&self.targets());
+        out
+    }
+
+    /// The table comparing this build with the baseline: each one's median round, and the change
+    /// as the median of the rounds' ratios (each round ran both builds minutes apart at most, so
+    /// a ratio of one round is less at the mercy of the machine's drift than either rate).
+    fn comparison(&self) -> String {
+        if self.baseline_runs.is_empty() {
+            return String::new();
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| workload | workers | baseline iterations/s | iterations/s | change (median of rounds) | p99: baseline → this build | each round's change |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
+        let mut shown: Vec<(&str, usize)> = Vec::new();
+        for r in &self.runs {
+            if !shown.contains(&(r.workload, r.concurrency)) {
+                shown.push((r.workload, r.concurrency));
+            }
+        }
+        for (workload, concurrency) in shown {
+            let (Some((tested, _)), Some((baseline, _))) = (
+                median_round(&self.runs, workload, concurrency),
+                median_round(&self.baseline_runs, workload, concurrency),
+            ) else {
+                continue;
+            };
+            let mut ratios: Vec<f64> = self
+                .runs
+                .iter()
+                .filter(|r| r.workload == workload && r.concurrency == concurrency)
+                .filter_map(|r| {
+                    let b = self.baseline_runs.iter().find(|b| {
+                        b.workload == workload && b.concurrency == concurrency && b.round == r.round
+                    })?;
+                    let base = b.stats.iterations_per_second();
+                    (base > 0.0).then(|| r.stats.iterations_per_second() / base)
+                })
+                .collect();
+            let each: Vec<String> = ratios.iter().map(|&x| change(x)).collect();
+            ratios.sort_by(f64::total_cmp);
+            let Some(&median) = ratios.get(ratios.len().saturating_sub(1) / 2) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {workload} | {concurrency} | {} | {} | {} | {} → {} | {} |",
+                rate(baseline.stats.iterations_per_second()),
+                rate(tested.stats.iterations_per_second()),
+                change(median),
+                latency(baseline.stats.quantile_us(0.99)),
+                latency(tested.stats.quantile_us(0.99)),
+                each.join(" / ")
+            );
+        }
+        let _ = writeln!(out);
         out
     }
 
@@ -546,6 +631,7 @@ mod tests {
         Run {
             workload,
             concurrency,
+            round: 1,
             stats: Stats {
                 iterations,
                 requests: iterations * 2,
@@ -592,6 +678,41 @@ mod tests {
             "{table}"
         );
         assert_eq!(table.matches("| sso-validate |").count(), 2, "{table}");
+    }
+
+    #[test]
+    fn a_baseline_is_compared_round_by_round() {
+        let mut report = Report::new(
+            vec!["tessera-bench".into()],
+            "tessera".into(),
+            vec![64],
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            3,
+        );
+        report.baseline = Some("old/tessera".into());
+        // The machine slows down in round 2: the rounds' ratios still say +10 %, +10 %, +50 %.
+        for (round, baseline, tested) in [(1, 1000, 1100), (2, 500, 550), (3, 1000, 1500)] {
+            report.baseline_runs.push(Run {
+                round,
+                ..run("sso-validate", 64, baseline)
+            });
+            report.runs.push(Run {
+                round,
+                ..run("sso-validate", 64, tested)
+            });
+        }
+        report.runs.push(run("ceiling", 64, 90_000));
+        let table = report.markdown();
+        assert!(table.contains("- **Baseline**: `old/tessera`"), "{table}");
+        assert!(
+            table.contains("| sso-validate | 64 | 1,000 | 1,100 | +10 % |"),
+            "{table}"
+        );
+        assert!(table.contains("| +10 % / +10 % / +50 % |"), "{table}");
+        assert!(!table.contains("| ceiling | 64 | –"), "{table}");
+        assert_eq!(table.matches("| ceiling |").count(), 1, "{table}");
+        assert_eq!(change(0.954), "-5 %");
     }
 
     #[test]
