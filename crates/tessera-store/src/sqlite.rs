@@ -1072,37 +1072,55 @@ impl Store for SqliteStore {
     }
 
     async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
-        self.write(move |c| {
-            let ended = end_sessions(c, &Ended::ExpiredBy(ts(now)), now)?.len();
-            let mut n = u64::try_from(ended).unwrap_or(u64::MAX);
-            for (sql, cutoff) in [
-                ("DELETE FROM service_tickets WHERE expires_at <= ?", ts(now)),
-                (
-                    "DELETE FROM proxy_granting_tickets WHERE expires_at <= ?",
-                    ts(now),
-                ),
-                ("DELETE FROM login_tickets WHERE expires_at <= ?", ts(now)),
-                ("DELETE FROM oidc_codes WHERE expires_at <= ?", ts(now)),
-                (
-                    "DELETE FROM oidc_access_tokens WHERE expires_at <= ?",
-                    ts(now),
-                ),
-                (
-                    "DELETE FROM oidc_refresh_tokens WHERE expires_at <= ?",
-                    ts(now),
-                ),
-                (
-                    "DELETE FROM login_failures WHERE last_at <= ?",
-                    ts(now).saturating_sub(millis(failure_window)),
-                ),
-            ] {
-                n += u64::try_from(exec(c, sql, [cutoff])?).unwrap_or(u64::MAX);
+        let ended = self
+            .write(move |c| Ok(end_sessions(c, &Ended::ExpiredBy(ts(now)), now)?.len()))
+            .await?;
+        let mut n = u64::try_from(ended).unwrap_or(u64::MAX);
+        let failures_before = ts(now).saturating_sub(millis(failure_window));
+        for (sql, cutoff) in [
+            (SWEEP_SERVICE_TICKETS, ts(now)),
+            (SWEEP_PROXY_GRANTING_TICKETS, ts(now)),
+            (SWEEP_LOGIN_TICKETS, ts(now)),
+            (SWEEP_OIDC_CODES, ts(now)),
+            (SWEEP_OIDC_ACCESS_TOKENS, ts(now)),
+            (SWEEP_OIDC_REFRESH_TOKENS, ts(now)),
+            (SWEEP_LOGIN_FAILURES, failures_before),
+        ] {
+            // A job per slice: other writes wait for one slice at most, and the copy of the
+            // pages a job changes (its savepoint's journal, kept in memory) stays small.
+            loop {
+                let deleted = self
+                    .write(move |c| exec(c, sql, params![cutoff, SWEEP_SLICE]))
+                    .await?;
+                n = n.saturating_add(u64::try_from(deleted).unwrap_or(u64::MAX));
+                if i64::try_from(deleted).unwrap_or(i64::MAX) < SWEEP_SLICE {
+                    break;
+                }
             }
-            Ok(n)
-        })
-        .await
+        }
+        Ok(n)
     }
 }
+
+/// Rows of a table one job of the sweep deletes at most.
+const SWEEP_SLICE: i64 = 1000;
+
+/// The sweep's statements: at most `?2` rows of the table whose time is at or before `?1`.
+const SWEEP_SERVICE_TICKETS: &str = "DELETE FROM service_tickets WHERE ticket_key IN \
+     (SELECT ticket_key FROM service_tickets WHERE expires_at <= ?1 LIMIT ?2)";
+const SWEEP_PROXY_GRANTING_TICKETS: &str =
+    "DELETE FROM proxy_granting_tickets WHERE ticket_key IN \
+     (SELECT ticket_key FROM proxy_granting_tickets WHERE expires_at <= ?1 LIMIT ?2)";
+const SWEEP_LOGIN_TICKETS: &str = "DELETE FROM login_tickets WHERE ticket_key IN \
+     (SELECT ticket_key FROM login_tickets WHERE expires_at <= ?1 LIMIT ?2)";
+const SWEEP_OIDC_CODES: &str = "DELETE FROM oidc_codes WHERE code_key IN \
+     (SELECT code_key FROM oidc_codes WHERE expires_at <= ?1 LIMIT ?2)";
+const SWEEP_OIDC_ACCESS_TOKENS: &str = "DELETE FROM oidc_access_tokens WHERE token_key IN \
+     (SELECT token_key FROM oidc_access_tokens WHERE expires_at <= ?1 LIMIT ?2)";
+const SWEEP_OIDC_REFRESH_TOKENS: &str = "DELETE FROM oidc_refresh_tokens WHERE token_key IN \
+     (SELECT token_key FROM oidc_refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)";
+const SWEEP_LOGIN_FAILURES: &str = "DELETE FROM login_failures WHERE throttle_key IN \
+     (SELECT throttle_key FROM login_failures WHERE last_at <= ?1 LIMIT ?2)";
 
 /// Which sessions [`end_sessions`] ends.
 enum Ended {

@@ -586,6 +586,48 @@ async fn expired_rows_are_swept(store: Arc<dyn Store>) {
     assert_eq!(store.get_login_failures("ip:1").await.unwrap(), None);
 }
 
+/// A sweep deletes every expired row however many there are (the SQLite store deletes them a
+/// slice of a thousand per job), and nothing that still lives.
+async fn a_sweep_of_many_expired_rows_deletes_them_all(store: Arc<dyn Store>) {
+    let (_, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    const EXPIRED: usize = 2_345;
+    let mut tickets: Vec<ServiceTicket> = (0..EXPIRED)
+        .map(|_| ticket_for(&s, "https://app/"))
+        .collect();
+    let live = ServiceTicket {
+        expires_at: T0.plus(Duration::from_secs(3600)),
+        ..ticket_for(&s, "https://app/")
+    };
+    tickets.push(live.clone());
+    for chunk in tickets.chunks(100) {
+        let mut writes = tokio::task::JoinSet::new();
+        for t in chunk {
+            let (store, t) = (Arc::clone(&store), t.clone());
+            writes.spawn(async move { store.put_service_ticket(&t, None, None).await });
+        }
+        while let Some(written) = writes.join_next().await {
+            written.unwrap().unwrap();
+        }
+    }
+    let swept = store
+        .delete_expired(T0.plus(Duration::from_secs(61)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(swept, u64::try_from(EXPIRED).unwrap());
+    assert_eq!(
+        store.take_service_ticket(&tickets[0].key).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_service_ticket(&live.key).await.unwrap(),
+        Some(live)
+    );
+}
+
 async fn ended_sessions_queue_single_logout_for_their_services(store: Arc<dyn Store>) {
     let (tgt, s) = new_session("alice");
     store
@@ -1564,6 +1606,7 @@ backend_tests!(
     login_tickets_are_single_use_and_expire,
     login_failures_count_within_a_window,
     expired_rows_are_swept,
+    a_sweep_of_many_expired_rows_deletes_them_all,
     ended_sessions_queue_single_logout_for_their_services,
     expiry_and_user_removal_queue_single_logout_too,
     deliveries_are_claimed_once_leased_and_retried,
