@@ -248,6 +248,17 @@ impl Report {
         median_round(&self.runs, workload, concurrency)
     }
 
+    /// Each workload and concurrency this build ran, in the order first run.
+    fn measured(&self) -> Vec<(&'static str, usize)> {
+        let mut measured = Vec::new();
+        for r in &self.runs {
+            if !measured.contains(&(r.workload, r.concurrency)) {
+                measured.push((r.workload, r.concurrency));
+            }
+        }
+        measured
+    }
+
     /// The median round of `workload` at `concurrency`.
     fn run(&self, workload: &str, concurrency: usize) -> Option<&Run> {
         self.run_with_rounds(workload, concurrency)
@@ -319,13 +330,7 @@ impl Report {
                 "| workload | workers | iterations/s | requests/s | p50 | p99 | errors | server RSS | CPU cores: server / bench / other | notes |"
             );
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-            let mut shown: Vec<(&str, usize)> = Vec::new();
-            for r in &self.runs {
-                if !shown.contains(&(r.workload, r.concurrency)) {
-                    shown.push((r.workload, r.concurrency));
-                }
-            }
-            for (workload, concurrency) in shown {
+            for (workload, concurrency) in self.measured() {
                 let Some((r, rates)) = self.run_with_rounds(workload, concurrency) else {
                     continue;
                 };
@@ -423,13 +428,7 @@ impl Report {
             "| workload | workers | baseline iterations/s | iterations/s | change (median of rounds) | p99: baseline → this build | each round's change |"
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
-        let mut shown: Vec<(&str, usize)> = Vec::new();
-        for r in &self.runs {
-            if !shown.contains(&(r.workload, r.concurrency)) {
-                shown.push((r.workload, r.concurrency));
-            }
-        }
-        for (workload, concurrency) in shown {
+        for (workload, concurrency) in self.measured() {
             let (Some((tested, _)), Some((baseline, _))) = (
                 median_round(&self.runs, workload, concurrency),
                 median_round(&self.baseline_runs, workload, concurrency),
