@@ -304,6 +304,11 @@ impl<'d> Subject<'d> {
             cookies: Vec::new(),
         }
     }
+
+    /// What the workers of a run against this build share: its secrets, the tickets minted.
+    fn shared(&self) -> Shared {
+        Shared::new(&self.deployment.password, &self.deployment.client_secret)
+    }
 }
 
 /// One start of `tessera serve`: exec → address line → first 200 from `/healthz`, then the
@@ -334,8 +339,7 @@ async fn run_load(
     // One SSO session per worker, made by logging in like a browser.
     if workloads.iter().any(|w| w.needs_session()) {
         for subject in subjects.iter_mut() {
-            let d = subject.deployment;
-            let setup = Shared::new(&d.password, &d.client_secret);
+            let setup = subject.shared();
             say(&format!(
                 "{}logging in {max_workers} browsers",
                 subject.build.prefix()
@@ -352,8 +356,7 @@ async fn run_load(
 
     let ceiling = match (workloads.contains(&Workload::Ceiling), subjects.first()) {
         (true, Some(tested)) => {
-            let d = tested.deployment;
-            let setup = Shared::new(&d.password, &d.client_secret);
+            let setup = tested.shared();
             let mut worker = Worker {
                 conn: Conn::new(tested.server.addr)?,
                 cookie: tested.cookies.first().cloned(),
@@ -409,8 +412,8 @@ async fn run_one(
     c: usize,
     round: u32,
 ) -> Result<Run> {
-    let (deployment, server, cookies) = (subject.deployment, &subject.server, &subject.cookies);
-    let shared = Arc::new(Shared::new(&deployment.password, &deployment.client_secret));
+    let (server, cookies) = (&subject.server, &subject.cookies);
+    let shared = Arc::new(subject.shared());
     let target = match (ceiling, workload) {
         (Some(ceiling), Workload::Ceiling) => ceiling.addr,
         _ => server.addr,

@@ -1076,14 +1076,15 @@ impl Store for SqliteStore {
             .write(move |c| Ok(end_sessions(c, &Ended::ExpiredBy(ts(now)), now)?.len()))
             .await?;
         let mut n = u64::try_from(ended).unwrap_or(u64::MAX);
-        let failures_before = ts(now).saturating_sub(millis(failure_window));
+        let expired_by = ts(now);
+        let failures_before = expired_by.saturating_sub(millis(failure_window));
         for (sql, cutoff) in [
-            (SWEEP_SERVICE_TICKETS, ts(now)),
-            (SWEEP_PROXY_GRANTING_TICKETS, ts(now)),
-            (SWEEP_LOGIN_TICKETS, ts(now)),
-            (SWEEP_OIDC_CODES, ts(now)),
-            (SWEEP_OIDC_ACCESS_TOKENS, ts(now)),
-            (SWEEP_OIDC_REFRESH_TOKENS, ts(now)),
+            (SWEEP_SERVICE_TICKETS, expired_by),
+            (SWEEP_PROXY_GRANTING_TICKETS, expired_by),
+            (SWEEP_LOGIN_TICKETS, expired_by),
+            (SWEEP_OIDC_CODES, expired_by),
+            (SWEEP_OIDC_ACCESS_TOKENS, expired_by),
+            (SWEEP_OIDC_REFRESH_TOKENS, expired_by),
             (SWEEP_LOGIN_FAILURES, failures_before),
         ] {
             // A job per slice: other writes wait for one slice at most, and the copy of the
@@ -1093,7 +1094,7 @@ impl Store for SqliteStore {
                     .write(move |c| exec(c, sql, params![cutoff, SWEEP_SLICE]))
                     .await?;
                 n = n.saturating_add(u64::try_from(deleted).unwrap_or(u64::MAX));
-                if i64::try_from(deleted).unwrap_or(i64::MAX) < SWEEP_SLICE {
+                if deleted < SWEEP_SLICE {
                     break;
                 }
             }
@@ -1103,7 +1104,7 @@ impl Store for SqliteStore {
 }
 
 /// Rows of a table one job of the sweep deletes at most.
-const SWEEP_SLICE: i64 = 1000;
+const SWEEP_SLICE: usize = 1000;
 
 /// The sweep's statements: at most `?2` rows of the table whose time is at or before `?1`.
 const SWEEP_SERVICE_TICKETS: &str = "DELETE FROM service_tickets WHERE ticket_key IN \

@@ -1,7 +1,6 @@
 //! Security headers, request limits and the ticket-granting cookie, in one place.
 
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
