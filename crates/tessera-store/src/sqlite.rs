@@ -7,6 +7,7 @@
 
 mod engine;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,24 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.engine.write(Box::new(work)).await
+    }
+
+    /// Runs `slice`, which deletes at most [`SWEEP_SLICE`] rows and says how many, as a job of its
+    /// own until a slice comes back short; the rows deleted in all. Other writes wait for one
+    /// slice at most, and the copy of the pages a job changes (its savepoint's journal, kept in
+    /// memory) stays small.
+    async fn sweep(
+        &self,
+        slice: impl Fn(&Connection) -> StoreResult<usize> + Copy + Send + 'static,
+    ) -> StoreResult<u64> {
+        let mut n = 0u64;
+        loop {
+            let deleted = self.write(slice).await?;
+            n = n.saturating_add(u64::try_from(deleted).unwrap_or(u64::MAX));
+            if deleted < SWEEP_SLICE {
+                return Ok(n);
+            }
+        }
     }
 
     /// Runs `work`, a lookup of a few rows by key, on a reader connection.
@@ -1072,11 +1091,10 @@ impl Store for SqliteStore {
     }
 
     async fn delete_expired(&self, now: Timestamp, failure_window: Duration) -> StoreResult<u64> {
-        let ended = self
-            .write(move |c| Ok(end_sessions(c, &Ended::ExpiredBy(ts(now)), now)?.len()))
-            .await?;
-        let mut n = u64::try_from(ended).unwrap_or(u64::MAX);
         let expired_by = ts(now);
+        let mut n = self
+            .sweep(move |c| Ok(end_sessions(c, &Ended::ExpiredBy(expired_by), now)?.len()))
+            .await?;
         let failures_before = expired_by.saturating_sub(millis(failure_window));
         for (sql, cutoff) in [
             (SWEEP_SERVICE_TICKETS, expired_by),
@@ -1087,23 +1105,16 @@ impl Store for SqliteStore {
             (SWEEP_OIDC_REFRESH_TOKENS, expired_by),
             (SWEEP_LOGIN_FAILURES, failures_before),
         ] {
-            // A job per slice: other writes wait for one slice at most, and the copy of the
-            // pages a job changes (its savepoint's journal, kept in memory) stays small.
-            loop {
-                let deleted = self
-                    .write(move |c| exec(c, sql, params![cutoff, SWEEP_SLICE]))
-                    .await?;
-                n = n.saturating_add(u64::try_from(deleted).unwrap_or(u64::MAX));
-                if deleted < SWEEP_SLICE {
-                    break;
-                }
-            }
+            let deleted = self
+                .sweep(move |c| exec(c, sql, params![cutoff, SWEEP_SLICE]))
+                .await?;
+            n = n.saturating_add(deleted);
         }
         Ok(n)
     }
 }
 
-/// Rows of a table one job of the sweep deletes at most.
+/// Rows of a table (sessions with all they hold) one job of the sweep deletes at most.
 const SWEEP_SLICE: usize = 1000;
 
 /// The sweep's statements: at most `?2` rows of the table whose time is at or before `?1`.
@@ -1128,17 +1139,23 @@ enum Ended {
     Tgt(String),
     Id(String),
     OfUser(String),
+    /// A slice of the sessions expired by then: at most [`SWEEP_SLICE`].
     ExpiredBy(i64),
 }
 
 impl Ended {
     /// The condition on `sessions`, with one `?` parameter.
-    fn condition(&self) -> &'static str {
+    fn condition(&self) -> Cow<'static, str> {
         match self {
-            Self::Tgt(_) => "tgt_key = ?",
-            Self::Id(_) => "id = ?",
-            Self::OfUser(_) => "username = ?",
-            Self::ExpiredBy(_) => "expires_at <= ?",
+            Self::Tgt(_) => "tgt_key = ?".into(),
+            Self::Id(_) => "id = ?".into(),
+            Self::OfUser(_) => "username = ?".into(),
+            // The first in the index's order: the same sessions for every statement of the job.
+            Self::ExpiredBy(_) => format!(
+                "id IN (SELECT id FROM sessions WHERE expires_at <= ? \
+                 ORDER BY expires_at, rowid LIMIT {SWEEP_SLICE})"
+            )
+            .into(),
         }
     }
 

@@ -603,6 +603,31 @@ async fn a_sweep_of_many_expired_rows_deletes_them_all(store: Arc<dyn Store>) {
         ..ticket_for(&s, "https://app/")
     };
     tickets.push(live.clone());
+    // Sessions are swept in slices too; each queues the single logout of the service it entered.
+    const EXPIRED_SESSIONS: usize = 2_101;
+    let expired_sessions: Vec<SsoSession> = (0..EXPIRED_SESSIONS)
+        .map(|_| new_session("bob").1)
+        .collect();
+    for chunk in expired_sessions.chunks(100) {
+        let mut writes = tokio::task::JoinSet::new();
+        for session in chunk {
+            let (store, session) = (Arc::clone(&store), session.clone());
+            writes.spawn(async move {
+                store
+                    .put_session(&session, T0.plus(Duration::from_secs(60)))
+                    .await?;
+                let access = ServiceAccess {
+                    service: "https://app/".into(),
+                    ticket: format!("ST-{}", session.id.as_str()),
+                    validated_at: T0,
+                };
+                store.put_service_access(&session.id, &access).await
+            });
+        }
+        while let Some(written) = writes.join_next().await {
+            written.unwrap().unwrap();
+        }
+    }
     for chunk in tickets.chunks(100) {
         let mut writes = tokio::task::JoinSet::new();
         for t in chunk {
@@ -617,11 +642,28 @@ async fn a_sweep_of_many_expired_rows_deletes_them_all(store: Arc<dyn Store>) {
         .delete_expired(T0.plus(Duration::from_secs(61)), Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(swept, u64::try_from(EXPIRED).unwrap());
+    assert_eq!(swept, u64::try_from(EXPIRED + EXPIRED_SESSIONS).unwrap());
     assert_eq!(
         store.take_service_ticket(&tickets[0].key).await.unwrap(),
         None
     );
+    let queued = store.list_slo_deliveries().await.unwrap();
+    assert_eq!(
+        queued.len(),
+        EXPIRED_SESSIONS,
+        "one logout per ended session"
+    );
+    let mut ended: Vec<&str> = queued.iter().map(|d| d.session_id.as_str()).collect();
+    ended.sort_unstable();
+    ended.dedup();
+    assert_eq!(ended.len(), EXPIRED_SESSIONS);
+    assert!(queued
+        .iter()
+        .all(|d| d.ticket == format!("ST-{}", d.session_id.as_str())));
+    assert!(store.get_session(&s.tgt).await.unwrap().is_some());
+    for ended in &expired_sessions[..3] {
+        assert_eq!(store.get_session(&ended.tgt).await.unwrap(), None);
+    }
     assert_eq!(
         store.take_service_ticket(&live.key).await.unwrap(),
         Some(live)
@@ -1534,7 +1576,7 @@ impl PostgresDatabase {
             std::process::id(),
             rand::random::<u64>()
         );
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
+        let mut admin = sqlx_postgres::PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|e| {
                 panic!("cannot reach the PostgreSQL test server at {admin_url}: {e}")
@@ -1559,7 +1601,7 @@ impl PostgresDatabase {
 
     /// Drops the database, best-effort: the server is throwaway.
     async fn drop(self) {
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+        if let Ok(mut admin) = sqlx_postgres::PgConnection::connect(&self.admin_url).await {
             let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
             let _ = admin.execute(sql.as_str()).await;
             let _ = admin.close().await;
