@@ -11,8 +11,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, Row};
+use sqlx_postgres::PgPool;
+use sqlx_postgres::{PgConnectOptions, PgPoolOptions};
 use tessera_protocol::cas::proxy::ProxyGrantingTicket;
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::oidc::grant::{parse_scope, scope_string};
@@ -128,7 +129,7 @@ impl PostgresStore {
     /// inserted nothing.
     async fn insert_decided(
         &self,
-        insert: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        insert: sqlx::query::Query<'_, sqlx_postgres::Postgres, sqlx_postgres::PgArguments>,
         session_id: &str,
         touch: Option<SessionTouch>,
     ) -> StoreResult<()> {
@@ -1013,7 +1014,7 @@ enum Ended<'a> {
 /// same session, the second waits for the first and then finds it gone, so its logout is queued
 /// once.
 async fn end_sessions(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut sqlx::Transaction<'_, sqlx_postgres::Postgres>,
     which: Ended<'_>,
     now: Timestamp,
 ) -> StoreResult<Vec<EndedSession>> {
@@ -1078,9 +1079,11 @@ async fn end_sessions(
 }
 
 /// Every row of table `T`, in primary-key order.
-async fn export_rows<T>(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> StoreResult<Vec<T>>
+async fn export_rows<T>(
+    tx: &mut sqlx::Transaction<'_, sqlx_postgres::Postgres>,
+) -> StoreResult<Vec<T>>
 where
-    T: Table + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    T: Table + for<'r> sqlx::FromRow<'r, sqlx_postgres::PgRow> + Send + Unpin,
 {
     Ok(sqlx::query_as::<_, T>(&T::select_all())
         .fetch_all(&mut **tx)
@@ -1089,7 +1092,7 @@ where
 
 /// Inserts `rows` into table `T`, many per statement; returns how many were written.
 async fn import_rows<T: Table>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut sqlx::Transaction<'_, sqlx_postgres::Postgres>,
     rows: &[T],
 ) -> StoreResult<u64> {
     let Some(first) = rows.first() else {
@@ -1098,7 +1101,7 @@ async fn import_rows<T: Table>(
     let per_statement = (MAX_BINDS / first.cells().len().max(1)).max(1);
     let mut written = 0;
     for chunk in rows.chunks(per_statement) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(T::insert_into());
+        let mut insert = sqlx::QueryBuilder::<sqlx_postgres::Postgres>::new(T::insert_into());
         insert.push_values(chunk, |mut values, row| {
             for cell in row.cells() {
                 match cell {
@@ -1117,7 +1120,7 @@ async fn import_rows<T: Table>(
 
 /// Saves the tokens of a grant inside `tx`.
 async fn insert_tokens(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut sqlx::Transaction<'_, sqlx_postgres::Postgres>,
     access: &AccessToken,
     refresh: Option<&RefreshToken>,
 ) -> StoreResult<()> {
@@ -1148,7 +1151,11 @@ async fn insert_tokens(
 }
 
 /// Marks the session with id `id` used (`touch.at`) and moves its expiry.
-async fn touch_in(conn: &mut sqlx::PgConnection, id: &str, touch: SessionTouch) -> StoreResult<()> {
+async fn touch_in(
+    conn: &mut sqlx_postgres::PgConnection,
+    id: &str,
+    touch: SessionTouch,
+) -> StoreResult<()> {
     sqlx::query("UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3")
         .bind(ts(touch.at))
         .bind(ts(touch.expires_at))
@@ -1165,7 +1172,7 @@ async fn touch_in(conn: &mut sqlx::PgConnection, id: &str, touch: SessionTouch) 
 /// touch_session through: either this row is in place before the session ends, and is queued for
 /// logout, or the session is found gone.
 async fn insert_access(
-    conn: &mut sqlx::PgConnection,
+    conn: &mut sqlx_postgres::PgConnection,
     session: &str,
     a: &ServiceAccess,
 ) -> StoreResult<()> {
@@ -1191,7 +1198,7 @@ async fn read_decided(
     key: &TicketKey,
     key_column: &str,
     decided_at: Option<i64>,
-) -> StoreResult<Option<sqlx::postgres::PgRow>> {
+) -> StoreResult<Option<sqlx_postgres::PgRow>> {
     let row = sqlx::query(sql).bind(key.as_str()).fetch_one(pool).await?;
     if registry_moved(decided_at, row.try_get("version")?) {
         return Err(StoreError::RegistryChanged);
@@ -1278,7 +1285,7 @@ async fn redeem_granting(
 /// INSERT … SELECT … FOR KEY SHARE: nothing is written for a session that has ended meanwhile,
 /// and the session cannot end before this commits (see `insert_access`).
 async fn insert_grant(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut sqlx::Transaction<'_, sqlx_postgres::Postgres>,
     g: &Grant,
     access: &AccessToken,
     refresh: Option<&RefreshToken>,

@@ -13,10 +13,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sqlx::mysql::MySqlConnectOptions;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _, ValueRef as _};
+use sqlx_mysql::MySqlConnectOptions;
+use sqlx_postgres::PgConnectOptions;
+use sqlx_sqlite::SqliteConnectOptions;
 use tessera_protocol::attributes::is_valid_attribute_name;
 use tessera_protocol::service::{
     AttributeRelease, AttributeRule, LogoutType, RegisteredService, Requirement, ServiceOrigin,
@@ -843,9 +843,9 @@ async fn read_django_tables(db: &mut Database) -> Result<DjangoTables, String> {
 
 /// A connection to django-cas-server's database.
 enum Database {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-    MySql(sqlx::MySqlConnection),
+    Sqlite(sqlx_sqlite::SqliteConnection),
+    Postgres(sqlx_postgres::PgConnection),
+    MySql(sqlx_mysql::MySqlConnection),
 }
 
 impl Database {

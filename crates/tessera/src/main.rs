@@ -8,7 +8,7 @@ use tessera::cli::{self, Cli, CliError};
 /// jemalloc rather than the C library's allocator: the request path allocates and frees on several
 /// threads at once, where glibc's arenas spent a tenth of the async threads' time (locking and
 /// consolidating); measured 13–23 % more validations a second with `tessera-bench`.
-#[cfg(not(target_env = "msvc"))]
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -116,9 +116,9 @@ pub fn check_query(driver: SqlDriver, query: &str) -> Result<(), String> {
 }
 
 enum Pool {
-    Postgres(sqlx::PgPool),
-    MySql(sqlx::MySqlPool),
-    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx_postgres::PgPool),
+    MySql(sqlx_mysql::MySqlPool),
+    Sqlite(sqlx_sqlite::SqlitePool),
 }
 
 /// One row: each column's name and its values as text (none for NULL).
@@ -212,21 +212,21 @@ impl SqlSource {
         let timeout = settings.timeout;
         let pool = match driver {
             SqlDriver::Postgres => Pool::Postgres(
-                sqlx::postgres::PgPoolOptions::new()
+                sqlx_postgres::PgPoolOptions::new()
                     .max_connections(max)
                     .acquire_timeout(timeout)
                     .connect_lazy(&url)
                     .map_err(connect_error)?,
             ),
             SqlDriver::MySql => Pool::MySql(
-                sqlx::mysql::MySqlPoolOptions::new()
+                sqlx_mysql::MySqlPoolOptions::new()
                     .max_connections(max)
                     .acquire_timeout(timeout)
                     .connect_lazy(&url)
                     .map_err(connect_error)?,
             ),
             SqlDriver::Sqlite => Pool::Sqlite(
-                sqlx::sqlite::SqlitePoolOptions::new()
+                sqlx_sqlite::SqlitePoolOptions::new()
                     .max_connections(max)
                     .acquire_timeout(timeout)
                     .connect_lazy(&url)

@@ -445,7 +445,7 @@ fn hasher() -> tessera::auth::local::PasswordHasher {
 #[tokio::test]
 async fn sql_on_postgres_checks_every_hash_format() {
     let db = PostgresDatabase::create();
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let pool = sqlx_postgres::PgPool::connect(&db.url).await.unwrap();
     sqlx::query(
         "CREATE TABLE users (login TEXT PRIMARY KEY, password TEXT, mail TEXT, \
          display_name TEXT, groups TEXT[], age INT4)",
@@ -578,7 +578,7 @@ async fn sql_database_down_is_a_clear_error() {
 async fn sql_on_sqlite_merges_rows_and_takes_explicit_formats() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/app.db", dir.path().display());
-    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+    let pool = sqlx_sqlite::SqlitePool::connect(&format!("{url}?mode=rwc"))
         .await
         .unwrap();
     for sql in [
@@ -631,7 +631,7 @@ async fn sql_on_sqlite_merges_rows_and_takes_explicit_formats() {
 async fn the_chain_asks_sql_after_the_builtin_users() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/app.db", dir.path().display());
-    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+    let pool = sqlx_sqlite::SqlitePool::connect(&format!("{url}?mode=rwc"))
         .await
         .unwrap();
     sqlx::query("CREATE TABLE users (login TEXT, password TEXT, mail TEXT)")

@@ -127,7 +127,7 @@ fn inserts() -> Vec<String> {
 /// A fresh SQLite file holding django-cas-server's tables and the sample rows; its URL.
 async fn sqlite_database(dir: &Path) -> String {
     let url = format!("sqlite://{}/cas.sqlite3", dir.display());
-    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+    let pool = sqlx_sqlite::SqlitePool::connect(&format!("{url}?mode=rwc"))
         .await
         .unwrap();
     for sql in SQLITE_SCHEMA.iter().map(|s| s.to_string()).chain(inserts()) {
@@ -140,7 +140,7 @@ async fn sqlite_database(dir: &Path) -> String {
 /// A fresh PostgreSQL database holding django-cas-server's tables and the sample rows.
 async fn postgres_database() -> PostgresDatabase {
     let db = PostgresDatabase::create();
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let pool = sqlx_postgres::PgPool::connect(&db.url).await.unwrap();
     for sql in POSTGRES_SCHEMA
         .iter()
         .map(|s| s.to_string())
@@ -300,7 +300,7 @@ async fn a_django_cas_server_sqlite_database_is_imported_like_its_dump() {
     let url = sqlite_database(dir.path()).await;
     imports_like_the_dump(&url).await;
     // Read-only: the import did not write to django-cas-server's file.
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = sqlx_sqlite::SqlitePool::connect(&url).await.unwrap();
     let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM cas_server_servicepattern")
         .fetch_one(&pool)
         .await
