@@ -63,7 +63,20 @@ impl SqliteStore {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| bad("expected sqlite://PATH"))?;
-        let path = path.split('?').next().unwrap_or(path).to_owned();
+        let (path, options) = path.split_once('?').unwrap_or((path, ""));
+        // Tessera sets SQLite's options itself; an option it would ignore is refused rather than
+        // silently dropped. `mode=rwc` (read, write, create: what it does anyway) is accepted, as
+        // sqlx's URLs, which earlier versions read, often carry it.
+        if let Some(option) = options
+            .split('&')
+            .find(|o| !o.is_empty() && *o != "mode=rwc")
+        {
+            return Err(bad(&format!(
+                "unknown option `{option}`: Tessera sets SQLite's options itself (WAL, \
+                 synchronous = FULL, the file created if missing); remove `?{options}`"
+            )));
+        }
+        let path = path.to_owned();
         if path.is_empty() {
             return Err(bad("no file path after sqlite://"));
         }

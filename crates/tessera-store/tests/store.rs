@@ -1800,6 +1800,25 @@ async fn a_committed_ticket_survives_reopening_the_database() {
 async fn bad_urls_are_named() {
     let err = SqliteStore::connect("mysql://x").await.unwrap_err();
     assert!(err.to_string().contains("mysql://x"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tessera.db");
+    for option in ["mode=ro", "cache=shared", "journal_mode=delete"] {
+        let url = format!("sqlite://{}?{option}", file.display());
+        let err = SqliteStore::connect(&url).await.err().unwrap();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, StoreError::BadUrl { .. })
+                && msg.contains(&url)
+                && msg.contains(&format!("unknown option `{option}`")),
+            "{msg}"
+        );
+        assert!(!file.exists(), "a refused URL creates no database");
+    }
+    // sqlx's usual option, which says what Tessera does anyway, is accepted.
+    SqliteStore::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+        .await
+        .unwrap();
+    assert!(file.exists());
     for url in ["mysql://x", "postgres://h:notaport/db"] {
         let err = PostgresStore::connect(url).await.unwrap_err();
         assert!(
