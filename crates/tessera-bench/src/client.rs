@@ -3,6 +3,7 @@
 //! exactly one connection and pays only for what it asks.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
@@ -63,6 +64,9 @@ pub(crate) struct Conn {
     addr: SocketAddr,
     host: HeaderValue,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// How long each request answered since the last [`Conn::take_request_times`] took,
+    /// microseconds.
+    request_micros: Vec<u64>,
 }
 
 impl Conn {
@@ -72,7 +76,13 @@ impl Conn {
             addr,
             host: HeaderValue::from_str(&addr.to_string())?,
             sender: None,
+            request_micros: Vec::new(),
         })
+    }
+
+    /// The times of the requests answered since the last call, microseconds; forgets them.
+    pub(crate) fn take_request_times(&mut self) -> std::vec::Drain<'_, u64> {
+        self.request_micros.drain(..)
     }
 
     /// Forgets the connection (after an error); the next request opens a new one.
@@ -107,9 +117,13 @@ impl Conn {
         headers: &[(HeaderName, &str)],
         body: Option<(&'static str, String)>,
     ) -> Result<Reply> {
+        let start = Instant::now();
         let result = self.send_inner(method, target, headers, body).await;
-        if result.is_err() {
-            self.reset();
+        match &result {
+            Ok(_) => self
+                .request_micros
+                .push(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)),
+            Err(_) => self.reset(),
         }
         result
     }

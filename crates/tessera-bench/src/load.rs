@@ -17,6 +17,8 @@ pub(crate) struct Stats {
     pub(crate) errors: u64,
     /// Iteration latency, microseconds.
     pub(crate) latency: Histogram<u64>,
+    /// The latency of each request of the iterations counted, microseconds.
+    pub(crate) request_latency: Histogram<u64>,
     /// The measured window (shorter than asked when a validate-only run used up its tickets).
     pub(crate) window: Duration,
     pub(crate) first_error: Option<String>,
@@ -31,13 +33,22 @@ impl Stats {
         per_second(self.requests, self.window)
     }
 
-    /// A latency quantile, microseconds (0 without samples).
+    /// A quantile of the iterations' latency, microseconds (0 without samples).
     pub(crate) fn quantile_us(&self, q: f64) -> u64 {
-        if self.latency.is_empty() {
-            0
-        } else {
-            self.latency.value_at_quantile(q)
-        }
+        quantile(&self.latency, q)
+    }
+
+    /// A quantile of the requests' latency, microseconds (0 without samples).
+    pub(crate) fn request_quantile_us(&self, q: f64) -> u64 {
+        quantile(&self.request_latency, q)
+    }
+}
+
+fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(q)
     }
 }
 
@@ -60,7 +71,21 @@ struct Tally {
     requests: u64,
     errors: u64,
     latency: Histogram<u64>,
+    request_latency: Histogram<u64>,
     first_error: Option<String>,
+}
+
+impl Tally {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            iterations: 0,
+            requests: 0,
+            errors: 0,
+            latency: histogram()?,
+            request_latency: histogram()?,
+            first_error: None,
+        })
+    }
 }
 
 /// Runs `kind` with one task per worker: `warmup`, then `duration` measured. Returns the stats
@@ -78,21 +103,15 @@ pub(crate) async fn run(
     let mut tasks = Vec::with_capacity(workers.len());
     for worker in workers {
         let shared = Arc::clone(shared);
-        let latency = histogram()?;
+        let mut tally = Tally::new()?;
         tasks.push(tokio::spawn(async move {
             let mut worker = worker;
-            let mut tally = Tally {
-                iterations: 0,
-                requests: 0,
-                errors: 0,
-                latency,
-                first_error: None,
-            };
             loop {
                 let t0 = Instant::now();
                 if t0 >= end {
                     break;
                 }
+                worker.conn.take_request_times();
                 let outcome = iterate(kind, &shared, &mut worker).await;
                 let t1 = Instant::now();
                 let window_end = shared.exhausted.get().map_or(end, |&e| e.min(end));
@@ -105,6 +124,9 @@ pub(crate) async fn run(
                             let micros = u64::try_from(t1.duration_since(t0).as_micros())
                                 .unwrap_or(u64::MAX);
                             tally.latency.saturating_record(micros.max(1));
+                            for micros in worker.conn.take_request_times() {
+                                tally.request_latency.saturating_record(micros.max(1));
+                            }
                         }
                     }
                     Ok(Outcome::Exhausted) => {
@@ -127,23 +149,19 @@ pub(crate) async fn run(
             (tally, worker)
         }));
     }
-    let mut total = Tally {
-        iterations: 0,
-        requests: 0,
-        errors: 0,
-        latency: histogram()?,
-        first_error: None,
-    };
+    let mut total = Tally::new()?;
     let mut workers = Vec::with_capacity(tasks.len());
     for task in tasks {
         let (tally, worker) = task.await?;
         total.iterations += tally.iterations;
         total.requests += tally.requests;
         total.errors += tally.errors;
-        total
-            .latency
-            .add(&tally.latency)
-            .map_err(|e| anyhow!("histogram: {e:?}"))?;
+        for (sum, part) in [
+            (&mut total.latency, &tally.latency),
+            (&mut total.request_latency, &tally.request_latency),
+        ] {
+            sum.add(part).map_err(|e| anyhow!("histogram: {e:?}"))?;
+        }
         if total.first_error.is_none() {
             total.first_error = tally.first_error;
         }
@@ -155,6 +173,7 @@ pub(crate) async fn run(
         requests: total.requests,
         errors: total.errors,
         latency: total.latency,
+        request_latency: total.request_latency,
         window: window_end.saturating_duration_since(warm_end),
         first_error: total.first_error,
     };

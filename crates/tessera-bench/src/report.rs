@@ -312,7 +312,7 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "- **Runs**: closed loop, concurrency {}, one keep-alive connection per worker, {:.0} s warm-up then {:.0} s measured; latency is per iteration{rounds}",
+            "- **Runs**: closed loop, concurrency {}, one keep-alive connection per worker, {:.0} s warm-up then {:.0} s measured; latency is per iteration (all its requests) but in the column \"p99 of a request\"{rounds}",
             concurrency.join(", "),
             self.warmup.as_secs_f64(),
             self.duration.as_secs_f64()
@@ -327,9 +327,12 @@ impl Report {
         if !self.runs.is_empty() {
             let _ = writeln!(
                 out,
-                "| workload | workers | iterations/s | requests/s | p50 | p99 | errors | server RSS | CPU cores: server / bench / other | notes |"
+                "| workload | workers | iterations/s | requests/s | p50 | p99 | p99 of a request | errors | server RSS | CPU cores: server / bench / other | notes |"
             );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            let _ = writeln!(
+                out,
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            );
             for (workload, concurrency) in self.measured() {
                 let Some((r, rates)) = self.run_with_rounds(workload, concurrency) else {
                     continue;
@@ -358,13 +361,14 @@ impl Report {
                 );
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {cpu} | {} |",
                     r.workload,
                     r.concurrency,
                     rate(r.stats.iterations_per_second()),
                     rate(r.stats.requests_per_second()),
                     latency(r.stats.quantile_us(0.5)),
                     latency(r.stats.quantile_us(0.99)),
+                    latency(r.stats.request_quantile_us(0.99)),
                     r.stats.errors,
                     megabytes(r.rss_kib),
                     note
@@ -539,10 +543,20 @@ impl Report {
         }
         for workload in ["sso-validate", "validate-only", "oidc-code"] {
             if let Some(run) = self.run(workload, 64) {
+                // Judged by the iteration (all its requests), the stricter reading; a request's
+                // own p99 is shown beside it.
                 let p99 = run.stats.quantile_us(0.99);
+                let mut measured = latency(p99);
+                if run.stats.requests > run.stats.iterations {
+                    let _ = write!(
+                        measured,
+                        " per iteration, {} per request",
+                        latency(run.stats.request_quantile_us(0.99))
+                    );
+                }
                 rows.push((
                     format!("`{workload}` p99 < 10 ms at 64 workers"),
-                    latency(p99),
+                    measured,
                     verdict(p99 > 0 && p99 < 10_000),
                 ));
             }
@@ -636,6 +650,7 @@ mod tests {
                 requests: iterations * 2,
                 errors: 0,
                 latency: hdrhistogram::Histogram::new(3).unwrap(),
+                request_latency: hdrhistogram::Histogram::new(3).unwrap(),
                 window: Duration::from_secs(1),
                 first_error: None,
             },
@@ -712,6 +727,32 @@ mod tests {
         assert!(!table.contains("| ceiling | 64 | –"), "{table}");
         assert_eq!(table.matches("| ceiling |").count(), 1, "{table}");
         assert_eq!(change(0.954), "-5 %");
+    }
+
+    #[test]
+    fn the_latency_target_is_judged_by_the_iteration_and_shows_a_request() {
+        let mut report = Report::new(
+            vec!["tessera-bench".into()],
+            "tessera".into(),
+            vec![64],
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            1,
+        );
+        let mut sso = run("sso-validate", 64, 1000);
+        // Iterations of 12 ms made of a 9 ms and a 3 ms request.
+        for _ in 0..1000 {
+            sso.stats.latency.record(12_000).unwrap();
+            sso.stats.request_latency.record(9_000).unwrap();
+            sso.stats.request_latency.record(3_000).unwrap();
+        }
+        report.runs.push(sso);
+        let table = report.markdown();
+        assert!(
+            table.contains("| 12.01 ms per iteration, 9.01 ms per request | not met |"),
+            "{table}"
+        );
+        assert!(table.contains("| 12.01 ms | 9.01 ms | 0 |"), "{table}");
     }
 
     #[test]
