@@ -640,6 +640,18 @@ mod tests {
         assert_eq!(shell_quote(""), "''");
     }
 
+    /// A report of `rounds` rounds at `concurrency`, 1 s warm-up and 1 s measured.
+    fn report(concurrency: Vec<usize>, rounds: u32) -> Report {
+        Report::new(
+            vec!["tessera-bench".into()],
+            "tessera".into(),
+            concurrency,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            rounds,
+        )
+    }
+
     fn run(workload: &'static str, concurrency: usize, iterations: u64) -> Run {
         Run {
             workload,
@@ -662,14 +674,7 @@ mod tests {
 
     #[test]
     fn rounds_are_reported_by_their_median() {
-        let mut report = Report::new(
-            vec!["tessera-bench".into()],
-            "tessera".into(),
-            vec![16, 64],
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            3,
-        );
+        let mut report = report(vec![16, 64], 3);
         for (c, iterations) in [(64, 900), (16, 500), (64, 1200), (64, 1000), (16, 400)] {
             report.runs.push(run("sso-validate", c, iterations));
         }
@@ -696,14 +701,7 @@ mod tests {
 
     #[test]
     fn a_baseline_is_compared_round_by_round() {
-        let mut report = Report::new(
-            vec!["tessera-bench".into()],
-            "tessera".into(),
-            vec![64],
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            3,
-        );
+        let mut report = report(vec![64], 3);
         report.baseline = Some("old/tessera".into());
         // The machine slows down in round 2: the rounds' ratios still say +10 %, +10 %, +50 %.
         for (round, baseline, tested) in [(1, 1000, 1100), (2, 500, 550), (3, 1000, 1500)] {
@@ -731,14 +729,7 @@ mod tests {
 
     #[test]
     fn the_latency_target_is_judged_by_the_iteration_and_shows_a_request() {
-        let mut report = Report::new(
-            vec!["tessera-bench".into()],
-            "tessera".into(),
-            vec![64],
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            1,
-        );
+        let mut report = report(vec![64], 1);
         let mut sso = run("sso-validate", 64, 1000);
         // Iterations of 12 ms made of a 9 ms and a 3 ms request.
         for _ in 0..1000 {

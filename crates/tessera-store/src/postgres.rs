@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{FromRow, Row};
-use sqlx_postgres::PgPool;
-use sqlx_postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx_postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tessera_protocol::cas::proxy::ProxyGrantingTicket;
 use tessera_protocol::cas::validate::ServiceTicket;
 use tessera_protocol::oidc::grant::{parse_scope, scope_string};
