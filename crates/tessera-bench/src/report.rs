@@ -312,7 +312,7 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "- **Runs**: closed loop, concurrency {}, one keep-alive connection per worker, {:.0} s warm-up then {:.0} s measured; latency is per iteration (all its requests) but in the column \"p99 of a request\"{rounds}",
+            "- **Runs**: closed loop, concurrency {}, one keep-alive connection per worker, {:.0} s warm-up then {:.0} s measured; latency is per iteration (all its requests), except in the column \"p99 of a request\"{rounds}",
             concurrency.join(", "),
             self.warmup.as_secs_f64(),
             self.duration.as_secs_f64()
