@@ -264,6 +264,17 @@ pub trait Store: Send + Sync + 'static {
     async fn put_session(&self, session: &SsoSession, expires_at: Timestamp) -> StoreResult<()>;
     /// The session whose TGT has this key, if it has not been swept. The caller checks expiry.
     async fn get_session(&self, tgt: &TicketKey) -> StoreResult<Option<SsoSession>>;
+    /// Renews the live session whose TGT has the key `old_tgt` after its user authenticated again
+    /// (CAS `renew`, OpenID Connect `prompt=login` or `max_age`): it becomes `session`, which has
+    /// the same id and user and a new TGT, attributes, login time and flags, lasting until
+    /// `expires_at`. What it entered, its tickets and its grants stay with it. Nothing changes
+    /// and `false` is returned if that session has ended meanwhile or is another user's.
+    async fn renew_session(
+        &self,
+        old_tgt: &TicketKey,
+        session: &SsoSession,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
     /// Marks a session used at `now`, now lasting until `expires_at`.
     async fn touch_session(
         &self,

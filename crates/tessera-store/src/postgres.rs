@@ -299,6 +299,32 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    async fn renew_session(
+        &self,
+        old_tgt: &TicketKey,
+        s: &SsoSession,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let renewed = sqlx::query(
+            "UPDATE sessions SET tgt_key = $1, attributes = $2, authenticated_at = $3, \
+             last_used_at = $4, long_term = $5, warn = $6, expires_at = $7 \
+             WHERE id = $8 AND tgt_key = $9 AND username = $10",
+        )
+        .bind(s.tgt.as_str())
+        .bind(to_json(&s.attributes))
+        .bind(ts(s.authenticated_at))
+        .bind(ts(s.last_used_at))
+        .bind(s.long_term)
+        .bind(s.warn)
+        .bind(ts(expires_at))
+        .bind(s.id.as_str())
+        .bind(old_tgt.as_str())
+        .bind(&s.username)
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
     async fn touch_session(
         &self,
         id: &SessionId,

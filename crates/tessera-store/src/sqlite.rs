@@ -384,6 +384,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn renew_session(
+        &self,
+        old_tgt: &TicketKey,
+        s: &SsoSession,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let old_tgt = old_tgt.as_str().to_owned();
+        let s = s.clone();
+        self.write(move |c| {
+            let renewed = exec(
+                c,
+                "UPDATE sessions SET tgt_key = ?, attributes = ?, authenticated_at = ?, \
+                 last_used_at = ?, long_term = ?, warn = ?, expires_at = ? \
+                 WHERE id = ? AND tgt_key = ? AND username = ?",
+                params![
+                    s.tgt.as_str(),
+                    to_json(&s.attributes),
+                    ts(s.authenticated_at),
+                    ts(s.last_used_at),
+                    s.long_term,
+                    s.warn,
+                    ts(expires_at),
+                    s.id.as_str(),
+                    old_tgt,
+                    s.username,
+                ],
+            )?;
+            Ok(renewed == 1)
+        })
+        .await
+    }
+
     async fn touch_session(
         &self,
         id: &SessionId,

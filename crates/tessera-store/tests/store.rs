@@ -335,6 +335,91 @@ async fn sessions_live_are_touched_and_end_with_their_tickets(store: Arc<dyn Sto
     store.put_service_access(&s.id, &orphan).await.unwrap();
 }
 
+async fn a_renewed_session_keeps_its_id_and_what_it_entered(store: Arc<dyn Store>) {
+    let (old_tgt, s) = new_session("alice");
+    store
+        .put_session(&s, T0.plus(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let access = ServiceAccess {
+        service: "https://a/".into(),
+        ticket: "ST-1".into(),
+        validated_at: T0,
+    };
+    store.put_service_access(&s.id, &access).await.unwrap();
+    let unvalidated = ticket_for(&s, "https://b/");
+    store
+        .put_service_ticket(&unvalidated, None, None)
+        .await
+        .unwrap();
+
+    let later = T0.plus(Duration::from_secs(30));
+    let (new_tgt, fresh) = new_session("alice");
+    let mut attributes = attrs();
+    attributes.insert("mail".into(), vec!["alice@example.org".into()]);
+    let renewed = SsoSession {
+        id: s.id.clone(),
+        attributes,
+        authenticated_at: later,
+        last_used_at: later,
+        long_term: true,
+        warn: false,
+        ..fresh
+    };
+    let expires_at = later.plus(Duration::from_secs(60));
+    // Only the same user's session, named by its current TGT, is renewed.
+    let bob = SsoSession {
+        username: "bob".into(),
+        ..renewed.clone()
+    };
+    assert!(!store
+        .renew_session(&old_tgt.key(), &bob, expires_at)
+        .await
+        .unwrap());
+    assert!(!store
+        .renew_session(&new_tgt.key(), &renewed, expires_at)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_session(&old_tgt.key()).await.unwrap(),
+        Some(s.clone())
+    );
+
+    assert!(store
+        .renew_session(&old_tgt.key(), &renewed, expires_at)
+        .await
+        .unwrap());
+    assert_eq!(store.get_session(&old_tgt.key()).await.unwrap(), None);
+    assert_eq!(
+        store.get_session(&new_tgt.key()).await.unwrap(),
+        Some(renewed.clone())
+    );
+    assert!(
+        !store
+            .renew_session(&old_tgt.key(), &renewed, expires_at)
+            .await
+            .unwrap(),
+        "the old TGT names nothing now"
+    );
+    // Its tickets and the services it entered stayed with it; it lasts until the new expiry.
+    assert_eq!(
+        store.take_service_ticket(&unvalidated.key).await.unwrap(),
+        Some(unvalidated)
+    );
+    let swept = store
+        .delete_expired(T0.plus(Duration::from_secs(61)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(swept, 0, "renewed until {expires_at:?}");
+    let ended = store
+        .take_session(&new_tgt.key(), later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.session, renewed);
+    assert_eq!(ended.services, [access]);
+}
+
 async fn a_taken_ticket_records_the_service_its_session_entered(store: Arc<dyn Store>) {
     let (tgt, s) = new_session("alice");
     store
@@ -1641,6 +1726,7 @@ backend_tests!(
     a_taken_ticket_records_the_service_its_session_entered,
     concurrent_takes_hand_a_ticket_to_exactly_one,
     sessions_live_are_touched_and_end_with_their_tickets,
+    a_renewed_session_keeps_its_id_and_what_it_entered,
     sessions_are_listed_by_user,
     users_round_trip_and_names_are_unique,
     services_round_trip_with_their_policy,

@@ -68,15 +68,78 @@ pub async fn start_session(
     warn: bool,
     now: Timestamp,
 ) -> StoreResult<(TicketGrantingTicketId, SsoSession)> {
-    let (tgt, id) = {
-        let mut rng = rand::rngs::OsRng;
-        (
-            TicketGrantingTicketId::generate(&mut rng),
-            SessionId::generate(&mut rng),
-        )
-    };
+    let (tgt, session) = new_session(user, long_term, warn, now);
+    let expires_at = session.expires_at(&app.settings.session.policy());
+    app.store.put_session(&session, expires_at).await?;
+    Ok((tgt, session))
+}
+
+/// A browser's session after a login with its login form.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The session's new TGT, for the cookie.
+    pub tgt: TicketGrantingTicketId,
+    pub session: SsoSession,
+    /// The browser's session was the same user's, and was renewed rather than replaced.
+    pub renewed: bool,
+}
+
+/// The session of a browser whose user just proved who they are, `previous` being the TGT of
+/// its cookie. A browser has one session. If `previous` names the same user's live session (a
+/// login asked for again: CAS `renew`, OpenID Connect `prompt=login` or `max_age`), that session
+/// is renewed: its login time, attributes and flags are new, its TGT too (the cookie changes),
+/// and the applications it entered stay logged in. Otherwise the previous session, if any, ends
+/// (with single logout: another user logged in) and a new one starts.
+pub async fn log_in(
+    app: &AppState,
+    previous: Option<&TicketGrantingTicketId>,
+    user: AuthenticatedUser,
+    long_term: bool,
+    warn: bool,
+    now: Timestamp,
+) -> StoreResult<LoggedIn> {
+    let (tgt, session) = new_session(user, long_term, warn, now);
+    let expires_at = session.expires_at(&app.settings.session.policy());
+    if let Some(previous) = previous {
+        let current = session_by_tgt(app, previous, now).await?;
+        if let Some(current) = current.filter(|c| c.username == session.username) {
+            let renewed = SsoSession {
+                id: current.id,
+                ..session.clone()
+            };
+            if app
+                .store
+                .renew_session(&current.tgt, &renewed, expires_at)
+                .await?
+            {
+                return Ok(LoggedIn {
+                    tgt,
+                    session: renewed,
+                    renewed: true,
+                });
+            }
+        }
+        end_session(app, &previous.key(), "replaced by a new login").await?;
+    }
+    app.store.put_session(&session, expires_at).await?;
+    Ok(LoggedIn {
+        tgt,
+        session,
+        renewed: false,
+    })
+}
+
+/// A session of `user` logged in at `now`, with a new id and TGT.
+fn new_session(
+    user: AuthenticatedUser,
+    long_term: bool,
+    warn: bool,
+    now: Timestamp,
+) -> (TicketGrantingTicketId, SsoSession) {
+    let mut rng = rand::rngs::OsRng;
+    let tgt = TicketGrantingTicketId::generate(&mut rng);
     let session = SsoSession {
-        id,
+        id: SessionId::generate(&mut rng),
         tgt: tgt.key(),
         username: user.username,
         attributes: user.attributes,
@@ -85,9 +148,7 @@ pub async fn start_session(
         long_term,
         warn,
     };
-    let expires_at = session.expires_at(&app.settings.session.policy());
-    app.store.put_session(&session, expires_at).await?;
-    Ok((tgt, session))
+    (tgt, session)
 }
 
 /// Ends the session whose TGT has `tgt`: its tickets stop working at once, and every service it

@@ -435,18 +435,25 @@ async fn login_submit(
         }
     };
 
-    // A browser has one session: a new login replaces the one it had.
-    if let Some(old) = cookie(&headers, &app.settings.session.cookie_name)
-        .and_then(|v| TicketGrantingTicketId::parse(&v))
-    {
-        sso::end_session(&app, &old.key(), "replaced by a new login").await?;
-    }
     let long_term = app.settings.session.remember_me
         && (is_flag_set(form.get("rememberMe")) || is_flag_set(form.get("remember")));
-    let (tgt, session) =
-        sso::start_session(&app, user, long_term, is_flag_set(form.get("warn")), now).await?;
-    tracing::info!(user = %session.username, session = %session.id, client = %client, long_term, "login succeeded");
-    audit!("login", user = %session.username, client = %client, session = %session.id, via = "form");
+    let previous = cookie(&headers, &app.settings.session.cookie_name)
+        .and_then(|v| TicketGrantingTicketId::parse(&v));
+    let sso::LoggedIn {
+        tgt,
+        session,
+        renewed,
+    } = sso::log_in(
+        &app,
+        previous.as_ref(),
+        user,
+        long_term,
+        is_flag_set(form.get("warn")),
+        now,
+    )
+    .await?;
+    tracing::info!(user = %session.username, session = %session.id, client = %client, long_term, renewed, "login succeeded");
+    audit!("login", user = %session.username, client = %client, session = %session.id, via = "form", renewed);
 
     let mut response = match (login::after_authentication(requested, &session), requested) {
         _ if resume.is_some() => redirect(&resume.map(|r| r.target(&app)).unwrap_or_default()),

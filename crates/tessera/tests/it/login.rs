@@ -597,31 +597,3 @@ async fn a_service_without_single_sign_on_always_asks_for_the_password() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.input("lt").is_some());
 }
-
-#[tokio::test]
-async fn a_new_login_replaces_the_browsers_previous_session() {
-    let server = TestServer::start().await;
-    let browser = server.browser();
-    browser.cas_login(SERVICE).await;
-    assert_eq!(
-        server.store.list_sessions(Some(USER)).await.unwrap().len(),
-        1
-    );
-    let lt = browser
-        .get(&login_path(SERVICE, "&renew=true"))
-        .await
-        .input("lt")
-        .unwrap();
-    let fields = [
-        ("username", USER),
-        ("password", PASSWORD),
-        ("lt", lt.as_str()),
-        ("service", SERVICE),
-        ("renew", "true"),
-    ];
-    browser.post("/login", &fields).await.ticket();
-    assert_eq!(
-        server.store.list_sessions(Some(USER)).await.unwrap().len(),
-        1
-    );
-}

@@ -1516,6 +1516,9 @@ async fn prompt_login_and_max_age_zero_ask_for_the_password_again() {
     let server = op().await;
     let browser = server.browser();
     browser.cas_login(SERVICE).await;
+    let session = server.store.list_sessions(Some(USER)).await.unwrap()[0]
+        .id
+        .clone();
     for (name, value) in [("prompt", "login"), ("max_age", "0")] {
         server.advance(Duration::from_secs(60));
         let relogin_time = now(&server);
@@ -1534,6 +1537,9 @@ async fn prompt_login_and_max_age_zero_ask_for_the_password_again() {
             json!(relogin_time),
             "{name}: a new login"
         );
+        // The same user: the session is renewed, not replaced, and nobody is logged out.
+        assert_eq!(claims["sid"], json!(session.as_str()), "{name}");
+        assert!(server.store.list_slo_deliveries().await.unwrap().is_empty());
     }
     // A max_age the session satisfies does not ask.
     let page = authorize(

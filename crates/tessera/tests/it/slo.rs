@@ -8,7 +8,7 @@ use tessera::config::Settings;
 use tessera_protocol::service::LogoutType;
 
 use crate::support::receiver::{between, eventually, Behaviour, Receiver};
-use crate::support::{enc, service, Browser, TestServer};
+use crate::support::{enc, service, Browser, Page, TestServer, PASSWORD, USER};
 
 /// A server that checks its delivery queue often, so tests wait little.
 async fn server_with(configure: impl FnOnce(&mut Settings)) -> TestServer {
@@ -377,4 +377,130 @@ async fn logout_can_send_the_browser_to_the_login_page() {
     let page = server.browser().get("/logout").await;
     assert_eq!(page.status, StatusCode::FOUND);
     assert_eq!(page.location(), "/cas/login");
+}
+
+/// Shows `service`'s login form even though the browser has a session (`renew=true`), and
+/// submits it with `username`'s password. Returns the POST's response.
+async fn log_in_again(browser: &Browser, service: &str, username: &str) -> Page {
+    let form = browser
+        .get(&format!("/login?service={}&renew=true", enc(service)))
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let lt = form.input("lt").unwrap();
+    browser
+        .post(
+            "/login",
+            &[
+                ("username", username),
+                ("password", PASSWORD),
+                ("lt", &lt),
+                ("service", service),
+                ("renew", "true"),
+            ],
+        )
+        .await
+}
+
+/// The value of the TGC cookie a response sets.
+fn tgc(page: &Page) -> String {
+    let cookies = page.set_cookies();
+    let set = cookies
+        .iter()
+        .find(|c| c.starts_with("TGC="))
+        .unwrap_or_else(|| panic!("no TGC cookie set: {cookies:?}"));
+    set["TGC=".len()..].split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_login_asked_for_again_keeps_the_applications_logged_in() {
+    let receiver = Receiver::start().await;
+    let server = server_with(|_| {}).await;
+    let one = register(&server, &receiver, "one", LogoutType::BackChannel).await;
+    let two = register(&server, &receiver, "two", LogoutType::BackChannel).await;
+    let browser = server.browser();
+    let first = browser.log_in_as(Some(&one), USER, PASSWORD, &[]).await;
+    let first_tgc = tgc(&first);
+    let ticket_one = first.ticket();
+    let (_, body) = server
+        .validate("/serviceValidate", &ticket_one, &one, "")
+        .await;
+    assert!(body.contains("authenticationSuccess"), "{body}");
+    let before = server.store.list_sessions(Some(USER)).await.unwrap();
+    assert_eq!(before.len(), 1);
+
+    // `two` asks for the password again (renew): the same user gives it.
+    server.advance(Duration::from_secs(60));
+    let again = log_in_again(&browser, &two, USER).await;
+    let second_tgc = tgc(&again);
+    let ticket_two = again.ticket();
+    assert!(
+        queue_is_empty(&server).await,
+        "no application is logged out: {:?}",
+        server.store.list_slo_deliveries().await.unwrap()
+    );
+    let after = server.store.list_sessions(Some(USER)).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, before[0].id, "the same session, renewed");
+    assert_eq!(
+        after[0].authenticated_at,
+        before[0].authenticated_at.plus(Duration::from_secs(60)),
+        "logged in again"
+    );
+    assert_ne!(second_tgc, first_tgc, "a new ticket-granting ticket");
+    assert_ne!(after[0].tgt, before[0].tgt);
+    let (_, body) = server
+        .validate("/serviceValidate", &ticket_two, &two, "&renew=true")
+        .await;
+    assert!(
+        body.contains("authenticationSuccess"),
+        "the ticket comes from a new login: {body}"
+    );
+
+    // The old cookie no longer names a session; the new one enters `one` without a password.
+    let old = server
+        .browser()
+        .client
+        .get(format!("{}/login?service={}", server.base, enc(&one)))
+        .header("cookie", format!("TGC={first_tgc}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::OK, "the login form");
+    browser
+        .get(&format!("/login?service={}", enc(&one)))
+        .await
+        .ticket();
+
+    // Logging out tells both applications, `one` with the ticket it validated before the renewal.
+    browser.get("/logout").await;
+    let mut got = [receiver.next().await, receiver.next().await];
+    got.sort_by(|a, b| a.uri.cmp(&b.uri));
+    assert_eq!(got[0].session_index(), ticket_one);
+    assert_eq!(got[1].session_index(), ticket_two);
+}
+
+#[tokio::test]
+async fn another_users_login_ends_the_browsers_session_everywhere() {
+    let receiver = Receiver::start().await;
+    let server = server_with(|_| {}).await;
+    let app = register(&server, &receiver, "svc", LogoutType::BackChannel).await;
+    let mut bob = server.store.get_user(USER).await.unwrap().unwrap();
+    bob.username = "bob".into();
+    let now = tessera::clock::Clock::now(server.clock.as_ref());
+    server.store.put_user(&bob, now).await.unwrap();
+    let browser = server.browser();
+    let ticket = enter(&server, &browser, &app).await;
+
+    log_in_again(&browser, &app, "bob").await.ticket();
+    assert_eq!(receiver.next().await.session_index(), ticket);
+    assert!(server
+        .store
+        .list_sessions(Some(USER))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        server.store.list_sessions(Some("bob")).await.unwrap().len(),
+        1
+    );
 }
