@@ -19,6 +19,9 @@ use super::hashes::{self, HashFormat, Verification};
 use super::local::PasswordHasher;
 use super::{AuthError, AuthenticatedUser, Password};
 use crate::config::SqlSettings;
+use text::{MySqlText, PgText};
+
+mod text;
 
 /// The database kinds a `[[authenticator]] kind = "sql"` URL may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +124,11 @@ enum Pool {
     Sqlite(sqlx_sqlite::SqlitePool),
 }
 
-/// One row: each column's name and its values as text (none for NULL).
-type RowValues = Vec<(String, Vec<String>)>;
+/// A column's values as text (none for NULL), or, when no type reads it, the name of its type.
+type Cell = Result<Vec<String>, String>;
+
+/// One row: each column's name and its values.
+type RowValues = Vec<(String, Cell)>;
 
 /// Reads column `$i` of `$row` as text, trying the types a login table holds.
 macro_rules! cell {
@@ -140,7 +146,7 @@ macro_rules! cell {
                 out = Some(v.and_then(|b| String::from_utf8(b).ok()).into_iter().collect());
             }
         }
-        out.unwrap_or_default()
+        out.ok_or_else(|| $row.columns()[$i].type_info().to_string())
     }};
 }
 
@@ -165,12 +171,12 @@ impl Pool {
         Ok(match self {
             Self::Postgres(pool) => fetch!(pool, query, username, |row, i| {
                 match row.try_get::<Option<Vec<String>>, _>(i) {
-                    Ok(values) => values.unwrap_or_default(),
-                    Err(_) => cell!(row, i, String, i64, i32, i16, f64, f32, bool),
+                    Ok(values) => Ok(values.unwrap_or_default()),
+                    Err(_) => cell!(row, i, String, i64, i32, i16, f64, f32, bool, PgText),
                 }
             }),
             Self::MySql(pool) => fetch!(pool, query, username, |row, i| cell!(
-                row, i, String, i64, u64, i32, u32, i16, i8, f64, f32, bool
+                row, i, String, i64, u64, i32, u32, i16, i8, f64, f32, bool, MySqlText
             )),
             Self::Sqlite(pool) => fetch!(pool, query, username, |row, i| cell!(
                 row, i, String, i64, f64, bool
@@ -190,6 +196,8 @@ pub struct SqlSource {
     allow_plain: bool,
     timeout: Duration,
     hasher: PasswordHasher,
+    /// Columns already reported as unreadable (once each, not at every login).
+    unreadable: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl SqlSource {
@@ -247,6 +255,7 @@ impl SqlSource {
             allow_plain: settings.allow_plain,
             timeout,
             hasher,
+            unreadable: Default::default(),
         })
     }
 
@@ -254,6 +263,25 @@ impl SqlSource {
         AuthError::Unavailable {
             source_name: self.name.clone(),
             reason: reason.into(),
+        }
+    }
+
+    /// Says, once per column, that a column the attributes would take is of a type no reader
+    /// knows (it is left out).
+    fn report_unreadable(&self, column: &str, type_name: &str) {
+        let first = self
+            .unreadable
+            .lock()
+            .map(|mut reported| reported.insert(column.to_owned()))
+            .unwrap_or(false);
+        if first {
+            tracing::warn!(
+                source = %self.name,
+                column,
+                r#type = type_name,
+                "a column of this type cannot be read as text and is left out of the attributes; \
+                 convert it in the query (CAST(column AS CHAR), column::text)"
+            );
         }
     }
 
@@ -277,6 +305,13 @@ impl SqlSource {
                     {
                         Some((_, attribute)) => attribute.as_str(),
                         None => continue,
+                    }
+                };
+                let values = match values {
+                    Ok(values) => values,
+                    Err(type_name) => {
+                        self.report_unreadable(column, type_name);
+                        continue;
                     }
                 };
                 let slot = attributes.entry(name.to_owned()).or_default();
@@ -322,6 +357,16 @@ impl Source for SqlSource {
                 "the query returns no column `{}` (password_column); name the hash column in the SELECT",
                 self.password_column
             )));
+        };
+        let stored = match stored {
+            Ok(values) => values,
+            Err(type_name) => {
+                return Err(self.unavailable(format!(
+                "the password column `{}` is of type {type_name}, which cannot be read as text; \
+                     convert it in the query",
+                self.password_column
+            )))
+            }
         };
         let Some(stored) = stored.first().filter(|s| !s.is_empty()).cloned() else {
             // A user without a password (a disabled account) cannot log in.
@@ -417,8 +462,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_mysql_source_is_built_without_connecting() {
-        // No MySQL server runs here: this checks the driver choice and the lazy pool only. The
-        // query path is shared with PostgreSQL and SQLite, which the integration tests run.
+        // Nothing listens on the port: the pool is made without connecting, and a login then
+        // finds the database unavailable (the integration tests run a real MariaDB).
         let settings = SqlSettings {
             url: "mysql://app:pw@127.0.0.1:1/app".into(),
             query: "SELECT password FROM users WHERE login = ?".into(),

@@ -2,8 +2,8 @@
 //! by `scripts/ldap-test-server` (its directory is described there), the PostgreSQL test server of
 //! `scripts/postgres-test-server` with rows hashed in every supported format, SQLite; the
 //! `[[authenticator]]` chain end to end through the login form; `tessera user import`; and the
-//! service importers on definitions the tests write. MySQL is not installed here: its driver and
-//! placeholder choice are covered by unit tests in `auth::sql`.
+//! service importers on definitions the tests write. The MariaDB server of
+//! `scripts/mariadb-test-server` stands for MySQL too.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -448,20 +448,26 @@ async fn sql_on_postgres_checks_every_hash_format() {
     let pool = sqlx_postgres::PgPool::connect(&db.url).await.unwrap();
     sqlx::query(
         "CREATE TABLE users (login TEXT PRIMARY KEY, password TEXT, mail TEXT, \
-         display_name TEXT, groups TEXT[], age INT4)",
+         display_name TEXT, groups TEXT[], age INT4, balance NUMERIC(10, 2), \
+         joined TIMESTAMPTZ, seen TIMESTAMP, birthday DATE, shift TIME, id UUID, prefs JSONB, \
+         idle INTERVAL)",
     )
     .execute(&pool)
     .await
     .unwrap();
     for r in rows() {
-        sqlx::query("INSERT INTO users VALUES ($1, $2, $3, $4, ARRAY['staff', 'it'], 42)")
-            .bind(r.login)
-            .bind(&r.stored)
-            .bind(format!("{}@example.org", r.login))
-            .bind(format!("User {}", r.login))
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO users VALUES ($1, $2, $3, $4, ARRAY['staff', 'it'], 42, -1234567.5, \
+             '2024-03-01 09:30:00+01', '2024-03-01 09:30:00.25', '1990-12-24', '23:59:59', \
+             '00112233-4455-6677-8899-aabbccddeeff', '{\"lang\": \"fr\"}', '5 minutes')",
+        )
+        .bind(r.login)
+        .bind(&r.stored)
+        .bind(format!("{}@example.org", r.login))
+        .bind(format!("User {}", r.login))
+        .execute(&pool)
+        .await
+        .unwrap();
     }
     pool.close().await;
 
@@ -522,21 +528,54 @@ async fn sql_on_postgres_checks_every_hash_format() {
         Ok(Outcome::Rejected)
     ));
 
-    // Without attribute_columns every other column is an attribute; integers read as text.
+    // Without attribute_columns every other column is an attribute, each read as text as
+    // PostgreSQL shows it (timestamptz in UTC); a type no reader knows is left out.
     let all_columns = SqlSource::new(
         &SqlSettings {
             attribute_columns: Default::default(),
             ..sql_settings(
                 &db.url,
-                "SELECT password, mail, age FROM users WHERE login = $1",
+                "SELECT password, mail, age, balance, joined, seen, birthday, shift, id, prefs, \
+                 idle FROM users WHERE login = $1",
             )
         },
         hasher(),
     )
     .unwrap();
     let user = accepted(check(&all_columns, "md5", "password").await);
-    assert_eq!(user.attributes["age"], ["42"]);
+    let text = |name: &str| user.attributes.get(name).cloned().unwrap_or_default();
+    assert_eq!(text("age"), ["42"]);
+    assert_eq!(text("balance"), ["-1234567.50"]);
+    assert_eq!(text("joined"), ["2024-03-01 08:30:00+00"]);
+    assert_eq!(text("seen"), ["2024-03-01 09:30:00.25"]);
+    assert_eq!(text("birthday"), ["1990-12-24"]);
+    assert_eq!(text("shift"), ["23:59:59"]);
+    assert_eq!(text("id"), ["00112233-4455-6677-8899-aabbccddeeff"]);
+    assert_eq!(text("prefs"), [r#"{"lang": "fr"}"#]);
+    assert!(
+        !user.attributes.contains_key("idle"),
+        "an interval is left out"
+    );
     assert!(!user.attributes.contains_key("password"));
+    // The same value on PostgreSQL's side, so the formats are compared with the server's own.
+    let pool = sqlx_postgres::PgPool::connect(&db.url).await.unwrap();
+    let shown: (String, String, String, String) = sqlx::query_as(
+        "SELECT balance::text, seen::text, birthday::text, prefs::text FROM users \
+         WHERE login = 'md5'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(
+        [
+            text("balance"),
+            text("seen"),
+            text("birthday"),
+            text("prefs")
+        ],
+        [[shown.0], [shown.1], [shown.2], [shown.3]]
+    );
 
     // A misnamed password column is a configuration error, not a failed login.
     let misnamed = SqlSource::new(
@@ -552,6 +591,141 @@ async fn sql_on_postgres_checks_every_hash_format() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no column `pwd`"), "{e}");
+}
+
+/// A fresh database on the MariaDB test server (`TESSERA_TEST_MYSQL_URL`, exported by
+/// `scripts/mariadb-test-server start`), as a `mysql://` URL. The server is throwaway: the
+/// database is left for `stop` to remove.
+async fn mariadb_database() -> String {
+    let admin_url = std::env::var("TESSERA_TEST_MYSQL_URL").unwrap_or_else(|_| {
+        panic!(
+            "TESSERA_TEST_MYSQL_URL is not set, and the MySQL/MariaDB tests need a server: \
+             run scripts/test, or start a throwaway one with \
+             `eval \"$(scripts/mariadb-test-server start)\"` (and stop it with \
+             `scripts/mariadb-test-server stop`)"
+        )
+    });
+    let name = format!("tessera_it_{:016x}", rand::random::<u64>());
+    let pool = sqlx_mysql::MySqlPool::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    format!("{admin_url}{name}")
+}
+
+#[tokio::test]
+async fn sql_on_mariadb_checks_every_hash_format_and_reads_its_column_types() {
+    let url = mariadb_database().await;
+    let pool = sqlx_mysql::MySqlPool::connect(&url).await.unwrap();
+    for sql in [
+        // As legacy applications have them: a binary-collated hash column, a latin1 name, flags,
+        // numbers and dates.
+        "CREATE TABLE users (login VARCHAR(150) PRIMARY KEY, \
+         password VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
+         mail VARCHAR(254), display_name VARCHAR(100) CHARACTER SET latin1, \
+         is_staff TINYINT(1), age INT UNSIGNED, balance DECIMAL(10,2), joined DATETIME, \
+         birthday DATE, bio TEXT, seen DATETIME(6), expires DATE, shift TIME, since YEAR, \
+         role ENUM('user', 'admin'), tags SET('a', 'b', 'c'))",
+        "CREATE TABLE memberships (login VARCHAR(150), grp VARCHAR(80))",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    for r in rows() {
+        sqlx::query(
+            "INSERT INTO users VALUES (?, ?, ?, ?, 1, 42, 12.50, '2024-03-01 09:30:00', \
+             '1990-12-24', NULL, '2024-03-01 09:30:00.250000', '0000-00-00', '-30:15:00', \
+             2019, 'admin', 'a,c')",
+        )
+        .bind(r.login)
+        .bind(&r.stored)
+        .bind(format!("{}@example.org", r.login))
+        .bind(format!("Zoë {}", r.login))
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO memberships VALUES (?, 'staff'), (?, 'it')")
+            .bind(r.login)
+            .bind(r.login)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let query = "SELECT u.password, u.mail, u.display_name, m.grp AS `groups` FROM users u \
+                 LEFT JOIN memberships m ON m.login = u.login WHERE u.login = ? ORDER BY m.grp";
+    let source = SqlSource::new(&sql_settings(&url, query), hasher()).unwrap();
+    for r in rows()
+        .iter()
+        .filter(|r| !matches!(r.login, "plain" | "disabled"))
+    {
+        let user = accepted(check(&source, r.login, r.password).await);
+        assert_eq!(
+            user.attributes["mail"],
+            [format!("{}@example.org", r.login)]
+        );
+        assert_eq!(
+            user.attributes["displayName"],
+            [format!("Zoë {}", r.login)],
+            "latin1 read as text"
+        );
+        assert_eq!(user.attributes["groups"], ["it", "staff"], "{}", r.login);
+        assert!(
+            matches!(
+                check(&source, r.login, "wrong").await,
+                Ok(Outcome::Rejected)
+            ),
+            "{}",
+            r.login
+        );
+    }
+    assert!(matches!(
+        check(&source, "plain", "plain-pw").await,
+        Ok(Outcome::Rejected)
+    ));
+    assert!(matches!(
+        check(&source, "disabled", "").await,
+        Ok(Outcome::Rejected)
+    ));
+    assert!(matches!(
+        check(&source, "nobody", "x").await,
+        Ok(Outcome::Unknown)
+    ));
+    // The login name is compared as the table's collation says (case-insensitively here): the
+    // user is who the row says.
+    let user = accepted(check(&source, "BCRYPT", "bcrypt-pw").await);
+    assert_eq!(user.attributes["mail"], ["bcrypt@example.org"]);
+
+    // Without attribute_columns every other column is an attribute, each read as text.
+    let all_columns = SqlSource::new(
+        &SqlSettings {
+            attribute_columns: Default::default(),
+            ..sql_settings(
+                &url,
+                "SELECT password, is_staff, age, balance, joined, birthday, bio, seen, expires, \
+                 shift, since, role, tags FROM users WHERE login = ?",
+            )
+        },
+        hasher(),
+    )
+    .unwrap();
+    let user = accepted(check(&all_columns, "md5", "password").await);
+    let text = |name: &str| user.attributes.get(name).cloned().unwrap_or_default();
+    assert_eq!(text("is_staff"), ["1"]);
+    assert_eq!(text("age"), ["42"]);
+    assert_eq!(text("balance"), ["12.50"]);
+    assert_eq!(text("joined"), ["2024-03-01 09:30:00"]);
+    assert_eq!(text("birthday"), ["1990-12-24"]);
+    assert!(text("bio").is_empty(), "NULL is no value");
+    assert_eq!(text("seen"), ["2024-03-01 09:30:00.250000"]);
+    assert!(text("expires").is_empty(), "a zero date is no date");
+    assert_eq!(text("shift"), ["-30:15:00"]);
+    assert_eq!(text("since"), ["2019"]);
+    assert_eq!(text("role"), ["admin"]);
+    assert_eq!(text("tags"), ["a,c"]);
+    assert!(!user.attributes.contains_key("password"));
 }
 
 #[tokio::test]
