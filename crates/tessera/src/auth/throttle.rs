@@ -154,9 +154,11 @@ pub fn wait_text(until: Timestamp, now: Timestamp) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-/// The throttle key for a username.
+/// The throttle key for a username, whatever its case: login sources that ignore case (MySQL's
+/// usual collations, LDAP) accept a name in any of its spellings, which must not multiply the
+/// attempts allowed.
 pub fn user_key(username: &str) -> String {
-    format!("user:{username}")
+    format!("user:{}", username.to_lowercase())
 }
 
 /// The throttle key for a source address. IPv6 addresses count per /64, the block one host gets.
