@@ -191,6 +191,7 @@ pub struct SqlSource {
     pool: Pool,
     query: String,
     password_column: String,
+    username_column: Option<String>,
     attribute_columns: Vec<(String, String)>,
     format: Option<HashFormat>,
     allow_plain: bool,
@@ -246,6 +247,7 @@ impl SqlSource {
             pool,
             query: settings.query.clone(),
             password_column: settings.password_column.clone(),
+            username_column: settings.username_column.clone(),
             attribute_columns: settings
                 .attribute_columns
                 .iter()
@@ -263,6 +265,26 @@ impl SqlSource {
         AuthError::Unavailable {
             source_name: self.name.clone(),
             reason: reason.into(),
+        }
+    }
+
+    /// The values of the column `name` (the setting `key`) in `row`; a column the query does not
+    /// return, or that cannot be read as text, is a configuration error.
+    fn column<'r>(
+        &self,
+        row: &'r RowValues,
+        name: &str,
+        key: &str,
+    ) -> Result<&'r [String], AuthError> {
+        match row.iter().find(|(c, _)| c.eq_ignore_ascii_case(name)) {
+            Some((_, Ok(values))) => Ok(values),
+            Some((_, Err(type_name))) => Err(self.unavailable(format!(
+                "the column `{name}` ({key}) is of type {type_name}, which cannot be read as text; \
+                 convert it in the query"
+            ))),
+            None => Err(self.unavailable(format!(
+                "the query returns no column `{name}` ({key}); name it in the SELECT"
+            ))),
         }
     }
 
@@ -349,24 +371,10 @@ impl Source for SqlSource {
         let Some(first) = rows.first() else {
             return Ok(Outcome::Unknown);
         };
-        let Some((_, stored)) = first
-            .iter()
-            .find(|(c, _)| c.eq_ignore_ascii_case(&self.password_column))
-        else {
-            return Err(self.unavailable(format!(
-                "the query returns no column `{}` (password_column); name the hash column in the SELECT",
-                self.password_column
-            )));
-        };
-        let stored = match stored {
-            Ok(values) => values,
-            Err(type_name) => {
-                return Err(self.unavailable(format!(
-                "the password column `{}` is of type {type_name}, which cannot be read as text; \
-                     convert it in the query",
-                self.password_column
-            )))
-            }
+        let stored = self.column(first, &self.password_column, "password_column")?;
+        let canonical = match &self.username_column {
+            Some(c) => self.column(first, c, "username_column")?.first().cloned(),
+            None => None,
         };
         let Some(stored) = stored.first().filter(|s| !s.is_empty()).cloned() else {
             // A user without a password (a disabled account) cannot log in.
@@ -380,7 +388,9 @@ impl Source for SqlSource {
             .await?;
         Ok(match verdict {
             Verification::Match => Outcome::Accepted(AuthenticatedUser {
-                username: username.to_owned(),
+                username: canonical
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| username.to_owned()),
                 attributes: self.attributes(&rows),
             }),
             Verification::Mismatch => Outcome::Rejected,

@@ -276,6 +276,10 @@ pub struct SqlSettings {
     pub query: String,
     /// The column holding the password hash. Default `password`.
     pub password_column: String,
+    /// The column whose value (in the first row) becomes the login name, e.g. `login`, so that a
+    /// name typed in another case (which a case-insensitive collation, MySQL's usual one, matches)
+    /// is the same user for every application. Default: the name as typed.
+    pub username_column: Option<String>,
     /// Columns to release as attributes, `column = "attribute"`. Default: every other column,
     /// under its own name.
     pub attribute_columns: BTreeMap<String, String>,
@@ -300,6 +304,7 @@ impl Default for SqlSettings {
             password_file: None,
             query: String::new(),
             password_column: "password".into(),
+            username_column: None,
             attribute_columns: BTreeMap::new(),
             hash_format: "auto".into(),
             allow_plain: false,
@@ -317,6 +322,7 @@ impl fmt::Debug for SqlSettings {
             .field("password_file", &self.password_file)
             .field("query", &self.query)
             .field("password_column", &self.password_column)
+            .field("username_column", &self.username_column)
             .field("attribute_columns", &self.attribute_columns)
             .field("hash_format", &self.hash_format)
             .field("allow_plain", &self.allow_plain)
@@ -375,6 +381,12 @@ impl SqlSettings {
         check_query(driver, &self.query)?;
         if self.password_column.is_empty() {
             return Err("password_column is empty; name the column holding the hash".into());
+        }
+        if self.username_column.as_ref().is_some_and(String::is_empty) {
+            return Err(
+                "username_column is empty; name the column holding the login name, or remove it"
+                    .into(),
+            );
         }
         let format = self.format()?;
         if format == Some(HashFormat::Plain) && !self.allow_plain {
@@ -554,6 +566,10 @@ kind = "builtin"
             (
                 "[[authenticator]]\nkind = \"sql\"\nurl = \"sqlite://x.db\"\nquery = \"SELECT password FROM u WHERE login = ?\"\nhash_format = \"rot13\"\n",
                 "hash_format `rot13`",
+            ),
+            (
+                "[[authenticator]]\nkind = \"sql\"\nurl = \"sqlite://x.db\"\nquery = \"SELECT password FROM u WHERE login = ?\"\nusername_column = \"\"\n",
+                "username_column is empty",
             ),
             (
                 "[[authenticator]]\nkind = \"builtin\"\n[[authenticator]]\nkind = \"builtin\"\n",

@@ -693,10 +693,28 @@ async fn sql_on_mariadb_checks_every_hash_format_and_reads_its_column_types() {
         check(&source, "nobody", "x").await,
         Ok(Outcome::Unknown)
     ));
-    // The login name is compared as the table's collation says (case-insensitively here): the
-    // user is who the row says.
+    // The login name is compared as the table's collation says (case-insensitively here). The
+    // user's name is as typed, unless username_column names the row's.
     let user = accepted(check(&source, "BCRYPT", "bcrypt-pw").await);
     assert_eq!(user.attributes["mail"], ["bcrypt@example.org"]);
+    assert_eq!(user.username, "BCRYPT");
+    let canonical = |column: &str| {
+        SqlSource::new(
+            &SqlSettings {
+                username_column: Some(column.into()),
+                ..sql_settings(&url, "SELECT login, password FROM users WHERE login = ?")
+            },
+            hasher(),
+        )
+        .unwrap()
+    };
+    let user = accepted(check(&canonical("login"), "BCRYPT", "bcrypt-pw").await);
+    assert_eq!(user.username, "bcrypt");
+    let e = check(&canonical("name"), "BCRYPT", "bcrypt-pw")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no column `name` (username_column)"), "{e}");
 
     // Without attribute_columns every other column is an attribute, each read as text.
     let all_columns = SqlSource::new(
