@@ -37,13 +37,45 @@ impl<'a> RequestedService<'a> {
     }
 }
 
-/// The `renew` and `gateway` flags (already read with [`crate::cas::is_flag_set`]).
+/// The `renew` and `gateway` flags (already read with [`crate::cas::is_flag_set`]) and the
+/// `method` parameter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoginFlags {
     /// Ask for credentials even with a live session (§2.1.1).
     pub renew: bool,
     /// Never ask for credentials (§2.1.1).
     pub gateway: bool,
+    /// How the service gets its ticket (§2.1.1).
+    pub method: ResponseMethod,
+}
+
+/// How the service gets its ticket: the `method` parameter (CAS 3.0 §2.1.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResponseMethod {
+    /// `GET`, the default: a redirect to the service with `ticket` in its query.
+    #[default]
+    Redirect,
+    /// `POST`: a page whose form posts `ticket` to the service.
+    Post,
+}
+
+impl ResponseMethod {
+    /// Reads `method`: `POST` in any case; anything else (`GET`, the optional `HEADER`, nothing)
+    /// is a redirect, as the protocol allows.
+    pub fn parse(value: Option<&str>) -> Self {
+        match value {
+            Some(v) if v.trim().eq_ignore_ascii_case("POST") => Self::Post,
+            _ => Self::Redirect,
+        }
+    }
+
+    /// The parameter that carries this method through the login form, if not the default.
+    pub fn as_param(self) -> Option<&'static str> {
+        match self {
+            Self::Redirect => None,
+            Self::Post => Some("POST"),
+        }
+    }
 }
 
 /// What `/login` does next.
@@ -132,7 +164,11 @@ mod tests {
     }
 
     fn flags(renew: bool, gateway: bool) -> LoginFlags {
-        LoginFlags { renew, gateway }
+        LoginFlags {
+            renew,
+            gateway,
+            method: ResponseMethod::Redirect,
+        }
     }
 
     #[test]
@@ -252,5 +288,21 @@ mod tests {
             after_authentication(RequestedService::Registered(&url, &strict), &s),
             AccessDenied
         );
+    }
+
+    #[test]
+    fn method_post_is_read_in_any_case_and_anything_else_redirects() {
+        for post in ["POST", "post", " Post "] {
+            assert_eq!(ResponseMethod::parse(Some(post)), ResponseMethod::Post);
+        }
+        for other in [None, Some("GET"), Some("HEADER"), Some(""), Some("POSTS")] {
+            assert_eq!(
+                ResponseMethod::parse(other),
+                ResponseMethod::Redirect,
+                "{other:?}"
+            );
+        }
+        assert_eq!(ResponseMethod::Post.as_param(), Some("POST"));
+        assert_eq!(ResponseMethod::Redirect.as_param(), None);
     }
 }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tessera_protocol::cas::is_flag_set;
-use tessera_protocol::cas::login::{self, LoginFlags, LoginStep, RequestedService};
+use tessera_protocol::cas::login::{self, LoginFlags, LoginStep, RequestedService, ResponseMethod};
 use tessera_protocol::oidc::ClientRegistry;
 use tessera_protocol::service::{RegisteredService, ServiceUrl};
 use tessera_protocol::session::SsoSession;
@@ -35,7 +35,8 @@ use crate::http::security::{clear_tgc, set_tgc};
 use crate::sso;
 use crate::web::i18n::LangRequest;
 use crate::web::templates::{
-    AccessDeniedPage, ErrorPage, LoggedInPage, LoginPage, Message, Page, View, WarnPage,
+    AccessDeniedPage, ErrorPage, FormPostPage, LoggedInPage, LoginPage, Message, Page, View,
+    WarnPage,
 };
 
 /// The cookie that remembers the language picked with the switcher.
@@ -204,17 +205,26 @@ async fn login_page(
     let flags = LoginFlags {
         renew: is_flag_set(params.get("renew")),
         gateway: is_flag_set(params.get("gateway")),
+        method: ResponseMethod::parse(params.get("method")),
     };
-    // The common case, a session entering a service, is decided with the registry as last
-    // compiled: the ticket's write checks that it still is, else all is decided again below.
-    if let (Some(session), None) = (&current.session, params.non_empty("authorize")) {
+    // The common case, a session entering a service by a redirect, is decided with the registry
+    // as last compiled: the ticket's write checks that it still is, else all is decided again
+    // below.
+    if let (Some(session), None, ResponseMethod::Redirect) = (
+        &current.session,
+        params.non_empty("authorize"),
+        flags.method,
+    ) {
         let (version, registry) = app.kept_registry().await?;
         let requested = RequestedService::resolve(&registry, service.as_ref());
         if let (LoginStep::IssueTicket, RequestedService::Registered(url, _)) = (
             login::login_page(requested, flags, Some(session)),
             requested,
         ) {
-            match redirect_with_ticket(&app, session, url, false, now, Some(version)).await {
+            let redirect = Delivery::Redirect;
+            match redirect_with_ticket(&app, session, url, false, now, Some(version), redirect)
+                .await
+            {
                 Err(PageFault::Store(StoreError::RegistryChanged)) => {}
                 issued => return issued,
             }
@@ -257,7 +267,8 @@ async fn login_page(
     let step = login::login_page(requested, flags, current.session.as_ref());
     let mut response = match (step, requested, current.session.as_ref()) {
         (LoginStep::IssueTicket, RequestedService::Registered(url, _), Some(session)) => {
-            redirect_with_ticket(&app, session, url, false, now, None).await?
+            let delivery = Delivery::of(flags.method, &view);
+            redirect_with_ticket(&app, session, url, false, now, None, delivery).await?
         }
         (
             LoginStep::ConfirmWarning,
@@ -267,7 +278,7 @@ async fn login_page(
             let lt = new_login_ticket(&app, now).await?;
             let page = WarnPage {
                 chrome: app.chrome(),
-                action: app.path("/login"),
+                action: form_action(&app, flags),
                 lt,
                 service: url.as_str(),
                 service_name: &registered.name,
@@ -316,7 +327,7 @@ async fn login_submit(
     // The page this form came from, for the language switcher: the same request, as a GET.
     let query_of_form = {
         let mut here = form_urlencoded::Serializer::new(String::new());
-        for name in ["service", "renew", "gateway", "authorize"] {
+        for name in ["service", "renew", "gateway", "method", "authorize"] {
             if let Some(value) = field(name) {
                 here.append_pair(name, value);
             }
@@ -342,6 +353,7 @@ async fn login_submit(
     let flags = LoginFlags {
         renew: is_flag_set(field("renew")),
         gateway: is_flag_set(field("gateway")),
+        method: ResponseMethod::parse(field("method")),
     };
     let username = form.get("username").unwrap_or("").trim();
     let clients = match field("authorize") {
@@ -458,7 +470,8 @@ async fn login_submit(
     let mut response = match (login::after_authentication(requested, &session), requested) {
         _ if resume.is_some() => redirect(&resume.map(|r| r.target(&app)).unwrap_or_default()),
         (LoginStep::IssueTicket, RequestedService::Registered(url, _)) => {
-            redirect_with_ticket(&app, &session, url, true, now, None).await?
+            let delivery = Delivery::of(flags.method, &view);
+            redirect_with_ticket(&app, &session, url, true, now, None, delivery).await?
         }
         (LoginStep::AccessDenied, RequestedService::Registered(url, registered)) => {
             access_denied_page(&app, &view, &session, url, registered)?
@@ -489,7 +502,10 @@ async fn continue_after_warning(
             LoginStep::IssueTicket | LoginStep::ConfirmWarning,
             RequestedService::Registered(url, _),
             Some(session),
-        ) => redirect_with_ticket(app, &session, url, false, now, None).await,
+        ) => {
+            let delivery = Delivery::of(flags.method, view);
+            redirect_with_ticket(app, &session, url, false, now, None, delivery).await
+        }
         _ => {
             show_form(
                 app,
@@ -536,7 +552,7 @@ async fn show_form(
     };
     let page = LoginPage {
         chrome: app.chrome(),
-        action: app.path("/login"),
+        action: form_action(app, form.flags),
         lt: new_login_ticket(app, now).await?,
         service,
         service_name,
@@ -557,8 +573,34 @@ async fn show_form(
     show(app, view, status, &page)
 }
 
+/// How a ticket goes to the service: a redirect, or a page whose form posts it (`method=POST`),
+/// rendered in the page's language.
+#[derive(Clone, Copy)]
+enum Delivery<'v> {
+    Redirect,
+    Post(&'v View),
+}
+
+impl<'v> Delivery<'v> {
+    fn of(method: ResponseMethod, view: &'v View) -> Self {
+        match method {
+            ResponseMethod::Redirect => Self::Redirect,
+            ResponseMethod::Post => Self::Post(view),
+        }
+    }
+}
+
+/// The login form's `action`: `/login`, with the `method` to answer with (in the query, so that
+/// a theme's own form template carries it too).
+fn form_action(app: &AppState, flags: LoginFlags) -> String {
+    match flags.method.as_param() {
+        Some(method) => format!("{}?method={method}", app.path("/login")),
+        None => app.path("/login"),
+    }
+}
+
 /// Issues a ticket (see [`sso::issue_service_ticket`], which takes `decided_at`) and sends the
-/// browser back to the service with it.
+/// browser back to the service with it: in the redirect's query, or posted by the page's form.
 async fn redirect_with_ticket(
     app: &AppState,
     session: &SsoSession,
@@ -566,10 +608,22 @@ async fn redirect_with_ticket(
     from_new_login: bool,
     now: Timestamp,
     decided_at: Option<i64>,
+    delivery: Delivery<'_>,
 ) -> Result<Response, PageFault> {
     let ticket =
         sso::issue_service_ticket(app, session, service, from_new_login, now, decided_at).await?;
-    Ok(redirect(&service.with_ticket(ticket.as_str())))
+    match delivery {
+        Delivery::Redirect => Ok(redirect(&service.with_ticket(ticket.as_str()))),
+        Delivery::Post(view) => {
+            let params = [("ticket".to_owned(), ticket.as_str().to_owned())];
+            let page = FormPostPage {
+                chrome: app.chrome(),
+                action: service.as_str(),
+                params: &params,
+            };
+            show(app, view, StatusCode::OK, &page)
+        }
+    }
 }
 
 fn logged_in_page(

@@ -273,12 +273,13 @@ impl Page for ConsentPage<'_> {
     const TEMPLATE: &'static str = "consent.html";
 }
 
-/// An OpenID Connect `form_post` response: a form the browser submits to the client.
+/// A form the browser submits to an application: an OpenID Connect `form_post` response, or a CAS
+/// ticket for `method=POST`.
 #[derive(Debug, Serialize)]
 pub struct FormPostPage<'a> {
     /// Shared page data.
     pub chrome: Chrome<'a>,
-    /// The client's redirect URI.
+    /// The client's redirect URI, or the service URL.
     pub action: &'a str,
     /// The response parameters.
     pub params: &'a [(String, String)],

@@ -344,6 +344,21 @@ async fn a_cas_login_in_the_browser_reaches_the_service_with_a_ticket() {
         .await;
     assert!(body.contains("<cas:user>alice</cas:user>"), "{body}");
 
+    // method=POST: the page's own script posts the ticket to the service (CSP-clean).
+    browser
+        .goto(&format!("{}&method=POST", login_url(&server, &service)))
+        .await;
+    browser.find("#app-home").await;
+    assert_eq!(browser.text("#request").await, "POST /webmail/home");
+    let posted = browser.text("#body").await;
+    let ticket = posted
+        .strip_prefix("ticket=")
+        .unwrap_or_else(|| panic!("{posted}"));
+    let (_, body) = server
+        .validate("/p3/serviceValidate", ticket, &service, "")
+        .await;
+    assert!(body.contains("<cas:user>alice</cas:user>"), "{body}");
+
     browser.goto(&server.url("/login")).await;
     assert_eq!(browser.text("h1").await, "You are logged in");
     browser.assert_accessible("logged in").await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::{enc, Browser, TestServer, OTHER_SERVICE, PASSWORD, SERVICE, USER};
+use crate::support::{enc, Browser, Page, TestServer, OTHER_SERVICE, PASSWORD, SERVICE, USER};
 
 fn login_path(service: &str, extra: &str) -> String {
     format!("/login?service={}{extra}", enc(service))
@@ -601,4 +601,98 @@ async fn a_service_without_single_sign_on_always_asks_for_the_password() {
         .await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.input("lt").is_some());
+}
+
+/// The `action` of the page's form, unescaped.
+fn form_action(page: &Page) -> String {
+    let re = regex::Regex::new(r#"<form method="post" action="([^"]*)""#).unwrap();
+    let action = re
+        .captures(&page.body)
+        .unwrap_or_else(|| panic!("no form: {}", page.body))[1]
+        .replace("&amp;", "&");
+    action
+}
+
+/// A `method=POST` answer: a page whose form posts the ticket to `service`. Returns the ticket.
+fn posted_ticket(page: &Page, service: &str) -> String {
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.headers.get("location").is_none());
+    assert_eq!(
+        form_action(page),
+        service,
+        "posted to the service URL as given"
+    );
+    assert_eq!(
+        page.headers.get("cache-control").unwrap(),
+        "no-store",
+        "the page holds a ticket"
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(page.body.contains("form_post.js"), "{}", page.body);
+    page.input("ticket").expect("a ticket field")
+}
+
+#[tokio::test]
+async fn method_post_hands_the_ticket_over_in_a_form() {
+    let server = TestServer::start().await;
+    let browser = server.browser();
+    // The form carries the method in its action, so any theme's form does.
+    let form = browser.get(&login_path(SERVICE, "&method=POST")).await;
+    let action = form_action(&form);
+    assert!(action.ends_with("/login?method=POST"), "{action}");
+    let lt = form.input("lt").unwrap();
+    let page = browser
+        .post(
+            "/login?method=POST",
+            &[
+                ("username", USER),
+                ("password", PASSWORD),
+                ("lt", &lt),
+                ("service", SERVICE),
+                ("warn", "true"),
+            ],
+        )
+        .await;
+    let ticket = posted_ticket(&page, SERVICE);
+    let (_, body) = server
+        .validate("/p3/serviceValidate", &ticket, SERVICE, "&renew=true")
+        .await;
+    assert!(body.contains("<cas:user>alice</cas:user>"), "{body}");
+
+    // With the session (which asks before entering, warn): the confirmation carries the method.
+    let warn = browser
+        .get(&login_path(OTHER_SERVICE, "&method=post"))
+        .await;
+    assert!(warn.body.contains("Continue to other?"), "{}", warn.body);
+    assert!(form_action(&warn).ends_with("/login?method=POST"));
+    let lt = warn.input("lt").unwrap();
+    let page = browser
+        .post(
+            "/login?method=POST",
+            &[
+                ("lt", &lt),
+                ("service", OTHER_SERVICE),
+                ("continue", "true"),
+            ],
+        )
+        .await;
+    let ticket = posted_ticket(&page, OTHER_SERVICE);
+    let (_, body) = server
+        .validate("/p3/serviceValidate", &ticket, OTHER_SERVICE, "")
+        .await;
+    assert!(body.contains("authenticationSuccess"), "{body}");
+
+    // GET, the optional HEADER and anything else redirect.
+    let plain = server.browser();
+    plain.cas_login(SERVICE).await;
+    for method in ["GET", "HEADER", "PUT"] {
+        plain
+            .get(&login_path(OTHER_SERVICE, &format!("&method={method}")))
+            .await
+            .ticket();
+    }
+    // A session entering a service without a warning answers POST with the form too.
+    let page = plain.get(&login_path(OTHER_SERVICE, "&method=POST")).await;
+    posted_ticket(&page, OTHER_SERVICE);
 }
