@@ -7,6 +7,7 @@ the tests bring the clients.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import shlex
@@ -33,7 +34,7 @@ STARTUP_TIMEOUT = 30  # seconds until `tessera serve` prints its listening line
 STOP_TIMEOUT = 10  # seconds between SIGTERM and SIGKILL at teardown
 MAX_HOPS = 15
 
-LISTENING_RE = re.compile(r"^tessera listening on (http://127\.0\.0\.1:(\d+))$")
+LISTENING_RE = re.compile(r"^tessera listening on (https?://127\.0\.0\.1:(\d+))$")
 TICKET_RE = re.compile(r"^ST-[A-Za-z0-9-]+$")
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -148,7 +149,7 @@ class Tessera:
             config += "\n" + extra_config.rstrip("\n") + "\n"
         self.config.write_text(config)
         self.proc: subprocess.Popen | None = None
-        self.root: str | None = None  # http://127.0.0.1:PORT
+        self.root: str | None = None  # http://127.0.0.1:PORT (https with [server] tls_cert)
         self.stdout: deque[str] = deque(maxlen=500)
         self.stderr: deque[str] = deque(maxlen=500)
         self._drainers: list[threading.Thread] = []
@@ -262,7 +263,7 @@ class Tessera:
             self.stop()
             raise TesseraError(
                 "the first stdout line of `tessera serve` must be exactly "
-                f"'tessera listening on http://127.0.0.1:PORT', got {line!r}\n{self.log_tail()}"
+                f"'tessera listening on http(s)://127.0.0.1:PORT', got {line!r}\n{self.log_tail()}"
             )
         self.root = match.group(1)
 
@@ -911,6 +912,77 @@ def _fetch_site(from_url: str, to_url: str) -> str:
         return "same-origin"
     a, b = urlsplit(from_url), urlsplit(to_url)
     return "same-site" if (a.scheme, a.hostname) == (b.scheme, b.hostname) else "cross-site"
+
+
+# --------------------------------------------------------------------------
+# A PHP application
+
+
+class PhpServer:
+    """PHP's built-in web server on 127.0.0.1 (a port of its choosing), every request going to
+    the router script ``script``, with ``env`` added to its environment and its sessions kept
+    in ``workdir``, under a session cookie named after ``name``: cookies do not tell ports
+    apart, and two applications sharing one cookie would each forget the other's session."""
+
+    STARTED_RE = re.compile(r"Development Server \((http://127\.0\.0\.1:\d+)\) started")
+
+    def __init__(self, name: str, script: Path, workdir: Path, env: dict[str, str]):
+        self.name = name
+        self.cookie = "session" + "".join(c for c in name if c.isalnum())
+        php = shutil.which("php")
+        if php is None:
+            raise RuntimeError("the php CLI is needed for the phpCAS tests (scripts/interop-setup installs it)")
+        sessions = workdir / "sessions"
+        sessions.mkdir(parents=True, exist_ok=True)
+        self.sessions = sessions
+        self.log: deque[str] = deque(maxlen=200)
+        self.proc = subprocess.Popen(
+            [php, "-d", f"session.save_path={sessions}", "-d", f"session.name={self.cookie}",
+             "-d", "display_errors=stderr",
+             "-S", "127.0.0.1:0", str(script)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env={**os.environ, **env},
+        )
+        started: queue.Queue[str | None] = queue.Queue(maxsize=1)
+
+        def drain() -> None:
+            announced = False
+            for line in self.proc.stderr:
+                self.log.append(line.rstrip("\n"))
+                match = self.STARTED_RE.search(line)
+                if match and not announced:
+                    started.put(match.group(1))
+                    announced = True
+            if not announced:
+                started.put(None)
+
+        self._drainer = threading.Thread(target=drain, name=f"php-{name}", daemon=True)
+        self._drainer.start()
+        try:
+            root = started.get(timeout=STARTUP_TIMEOUT)
+        except queue.Empty:
+            root = None
+        if root is None:
+            self.close()
+            raise RuntimeError(f"php -S did not start for {name}:\n" + "\n".join(self.log))
+        self.root = root
+
+    def url(self, path: str = "/") -> str:
+        return self.root + path
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        self._drainer.join(timeout=STOP_TIMEOUT)
 
 
 # --------------------------------------------------------------------------
