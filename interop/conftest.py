@@ -12,6 +12,7 @@ repository; the suite never builds it.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from contextlib import ExitStack
@@ -22,6 +23,7 @@ import pytest
 
 from apps import authlib_app, flask_cas_app, flask_pyoidc_app, pycas_sso_app, python_cas_app
 from harness import (
+    ALICE,
     ALL_USERS,
     App,
     AppServer,
@@ -190,6 +192,38 @@ def stack(tessera_binary: Path, tmp_path_factory: pytest.TempPathFactory):
 
         yield Stack(tessera, apps, sink_server, sink, pki, oidc_servers, clients)
         _running_tessera = None
+
+
+@pytest.fixture(scope="session")
+def https_tessera(tessera_binary: Path, stack, tmp_path_factory: pytest.TempPathFactory):
+    """A second tessera, serving https (``[server] tls_cert``) with the run's CA-issued
+    certificate, for the clients that only speak https to their CAS server (phpCAS,
+    mod_auth_cas), with ``alice``. The modules register their own services.
+
+    Their applications run on http (PHP's built-in server, a local Apache): it releases SAML
+    attributes to http targets, so that the clients' reading of them is checked
+    (``test_saml.py`` checks that the default withholds them)."""
+    identity = stack.pki.trusted
+    tessera = Tessera(
+        tessera_binary,
+        tmp_path_factory.mktemp("tessera-https"),
+        extra_config=(
+            "[server]\n"
+            f"tls_cert = {json.dumps(str(identity.cert))}\n"
+            f"tls_key = {json.dumps(str(identity.key))}\n"
+            "[saml]\n"
+            "attributes_require_https = false\n"
+        ),
+    )
+    try:
+        tessera.add_user(ALICE)
+        tessera.start()
+    except TesseraError as exc:
+        tessera.stop()
+        pytest.fail(str(exc), pytrace=False)
+    assert tessera.root.startswith("https://"), tessera.root
+    yield tessera
+    tessera.stop()
 
 
 @pytest.fixture

@@ -817,9 +817,12 @@ def describe(hops: Iterable[Hop]) -> str:
 class Browser:
     """A cookie-keeping user agent that follows redirects one hop at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, ca_file: Path | None = None) -> None:
+        """``ca_file``: the CAs trusted for https (default: the system's)."""
         self.session = requests.Session()
         self.session.trust_env = False  # never route loopback traffic through a proxy
+        if ca_file is not None:
+            self.session.verify = str(ca_file)
         self.session.cookies.set_policy(BrowserCookiePolicy())
         self.session.headers["User-Agent"] = "tessera-interop-browser"
         self.history: list[Hop] = []
@@ -1079,6 +1082,25 @@ class App:
 
     def ticket_hops(self, hops: Iterable[Hop]) -> list[Hop]:
         return [h for h in hops if h.url.startswith(self.callback_url) and ticket_in(h.url)]
+
+
+def sign_in_at(browser: Browser, tessera: Tessera, url: str, user: User) -> dict:
+    """Open ``url`` of an application that sends the browser to tessera's login form (with
+    ``url`` as the service), sign in, and return what the application then shows (its
+    ``whoami``), which must be at ``url`` again: the client validated the ticket, then sent
+    the browser to the address without it."""
+    hops = browser.follow(url)
+    form = hops[-1]
+    assert form.url.startswith(tessera.base + "/login?service=") and form.shows_login_form, (
+        f"expected the application to send the browser to tessera's login form:\n{describe(hops)}"
+    )
+    assert query_params(form.url)["service"] == url, describe(hops)
+    hops += browser.submit_login(form, user.name, user.password)
+    who = hops[-1].whoami()
+    assert who is not None, f"no page for the user:\n{describe(hops)}\n{hops[-1].text[:3000]}"
+    assert any(ticket_in(hop.url) for hop in hops), describe(hops)
+    assert hops[-1].url == url, describe(hops)
+    return who
 
 
 def sign_in_via_app(browser: Browser, tessera: Tessera, app: App, user: User) -> list[Hop]:

@@ -1,7 +1,7 @@
 """phpCAS 1.6.0 (Debian's php-cas) in a PHP application run by PHP's built-in server.
 
-phpCAS only speaks https to its CAS server, so these tests run a tessera of their own serving
-https (``[server] tls_cert``) with a certificate of the run's CA, which phpCAS checks
+phpCAS only speaks https to its CAS server, so these tests run against the second tessera of
+``conftest.https_tessera``, whose certificate phpCAS checks against the run's CA
 (``setCasServerCACert``). Three instances of the application use CAS 3.0, CAS 2.0 and SAML 1.1
 validation; each is a registered service with back-channel single logout.
 """
@@ -22,6 +22,7 @@ from harness import (
     assert_alice_attributes,
     describe,
     query_params,
+    sign_in_at,
 )
 
 APP_SCRIPT = Path(__file__).resolve().parent / "apps" / "phpcas" / "app.php"
@@ -30,28 +31,11 @@ SLO_WAIT = 10  # seconds for a back-channel logout to reach an application
 
 
 @pytest.fixture(scope="module")
-def phpcas(tessera_binary, stack, tmp_path_factory):
-    """A tessera serving https and one PHP application per protocol, registered with it."""
-    identity = stack.pki.trusted
-    tessera = Tessera(
-        tessera_binary,
-        tmp_path_factory.mktemp("tessera-tls"),
-        # PHP's built-in server speaks http only: SAML attributes are released to the http
-        # application here, so that phpCAS's reading of them is checked (test_saml.py checks that
-        # the default withholds them).
-        extra_config=(
-            "[server]\n"
-            f'tls_cert = "{identity.cert}"\n'
-            f'tls_key = "{identity.key}"\n'
-            "[saml]\n"
-            "attributes_require_https = false\n"
-        ),
-    )
+def phpcas(stack, https_tessera, tmp_path_factory):
+    """One PHP application per protocol, each registered with the https tessera."""
+    tessera = https_tessera
     apps: dict[str, PhpServer] = {}
     try:
-        tessera.add_user(ALICE)
-        tessera.start()
-        assert tessera.root.startswith("https://"), tessera.root
         port = urlsplit(tessera.root).port
         for protocol in PROTOCOLS:
             env = {
@@ -70,31 +54,11 @@ def phpcas(tessera_binary, stack, tmp_path_factory):
     finally:
         for app in apps.values():
             app.close()
-        tessera.stop()
-
-
-def https_browser(stack) -> Browser:
-    browser = Browser()
-    browser.session.verify = str(stack.pki.ca_cert)
-    return browser
 
 
 def log_in(browser: Browser, tessera: Tessera, app: PhpServer, path: str = "/protected") -> dict:
     """Opens ``path`` of the application, signs in on tessera's form, returns what the page shows."""
-    hops = browser.follow(app.url(path))
-    form = hops[-1]
-    assert form.url.startswith(tessera.base + "/login?service=") and form.shows_login_form, (
-        f"expected phpCAS to send the browser to tessera's login form:\n{describe(hops)}\n"
-        + "\n".join(app.log)
-    )
-    assert query_params(form.url)["service"] == app.url(path)
-    hops += browser.submit_login(form, ALICE.name, ALICE.password)
-    who = hops[-1].whoami()
-    assert who is not None, f"no page for the user:\n{describe(hops)}\n{hops[-1].text[:3000]}"
-    # phpCAS validates the ticket, then sends the browser to the URL without it.
-    assert any("ticket=ST-" in hop.url for hop in hops), describe(hops)
-    assert hops[-1].url == app.url(path), describe(hops)
-    return who
+    return sign_in_at(browser, tessera, app.url(path), ALICE)
 
 
 def shows(browser: Browser, app: PhpServer, path: str = "/protected") -> dict | None:
@@ -106,7 +70,7 @@ def shows(browser: Browser, app: PhpServer, path: str = "/protected") -> dict | 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_phpcas_logs_in_and_reads_the_attributes(stack, phpcas, protocol):
     tessera, apps = phpcas
-    browser = https_browser(stack)
+    browser = Browser(stack.pki.ca_cert)
     who = log_in(browser, tessera, apps[protocol])
     assert who["user"] == "alice", who
     assert_alice_attributes(who["attributes"])
@@ -115,7 +79,7 @@ def test_phpcas_logs_in_and_reads_the_attributes(stack, phpcas, protocol):
 
 def test_phpcas_single_sign_on_then_single_logout_everywhere(stack, phpcas):
     tessera, apps = phpcas
-    browser = https_browser(stack)
+    browser = Browser(stack.pki.ca_cert)
     assert log_in(browser, tessera, apps["3.0"])["user"] == "alice"
     # The other applications get in on the session, without a password.
     for protocol in ("2.0", "saml"):
@@ -156,7 +120,7 @@ def test_phpcas_single_sign_on_then_single_logout_everywhere(stack, phpcas):
 
 def test_phpcas_gateway_lets_an_anonymous_visitor_through(stack, phpcas):
     tessera, apps = phpcas
-    browser = https_browser(stack)
+    browser = Browser(stack.pki.ca_cert)
     hops = browser.follow(apps["3.0"].url("/maybe"))
     assert any(
         hop.url.startswith(tessera.base + "/login") and query_params(hop.url).get("gateway") == "true"
@@ -173,7 +137,7 @@ def test_phpcas_gateway_lets_an_anonymous_visitor_through(stack, phpcas):
 
 def test_phpcas_logout_link_reaches_tessera_with_the_service_to_return_to(stack, phpcas):
     tessera, apps = phpcas
-    browser = https_browser(stack)
+    browser = Browser(stack.pki.ca_cert)
     log_in(browser, tessera, apps["saml"])
     hop = browser.get(apps["saml"].url("/logout"))
     assert hop.location == f"{tessera.base}/logout?service={quote(apps['saml'].url('/bye'), safe='')}", (

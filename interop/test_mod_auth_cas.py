@@ -1,0 +1,236 @@
+"""mod_auth_cas 1.2 (Debian's libapache2-mod-auth-cas) protecting pages of a local Apache.
+
+Apache runs from a configuration of its own (``apache2 -f``), with two virtual hosts on free
+ports: one validates at ``/cas/serviceValidate`` (CAS 2.0), the other at ``/cas/samlValidate``
+(``CASValidateSAML On``), both against the https tessera of ``conftest.https_tessera``, whose
+certificate mod_auth_cas checks against the run's CA (``CASCertificatePath``). The protected
+page is a server-side include that shows ``REMOTE_USER`` and the attribute headers
+(``CASAuthNHeader``, ``CASAttributePrefix``) as JSON; ``CASSSOEnabled`` takes single-logout
+requests.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import ALICE, Browser, Tessera, describe, sign_in_at
+
+APACHE = "/usr/sbin/apache2"
+MODULES = "/usr/lib/apache2/modules"
+VHOSTS = {"v2": "serviceValidate", "saml": "samlValidate"}
+START_WAIT = 20  # seconds for Apache to listen
+SLO_WAIT = 10  # seconds for a back-channel logout to reach Apache
+
+# Attributes arrive as request headers (CAS-<name>, values joined by the delimiter), which
+# server-side includes see as HTTP_CAS_<NAME>.
+WHOAMI = """<!DOCTYPE html><html lang="en"><head><title>Apache</title></head><body><pre id="whoami">\
+{"user": "<!--#echo var="REMOTE_USER" -->", \
+"mail": "<!--#echo var="HTTP_CAS_MAIL" -->", \
+"displayName": "<!--#echo var="HTTP_CAS_DISPLAYNAME" -->", \
+"eduPersonAffiliation": "<!--#echo var="HTTP_CAS_EDUPERSONAFFILIATION" -->"}</pre></body></html>
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Apache:
+    """An Apache with mod_auth_cas in a directory of its own (world-readable: as root, Apache's
+    children run as www-data), stopped and removed by ``close``."""
+
+    def __init__(self, tessera: Tessera, ca_file: Path):
+        if not os.access(APACHE, os.X_OK) or not Path(MODULES, "mod_auth_cas.so").is_file():
+            pytest.fail(
+                "Apache with mod_auth_cas is needed (scripts/interop-setup installs apache2 and "
+                "libapache2-mod-auth-cas)",
+                pytrace=False,
+            )
+        self.dir = Path(tempfile.mkdtemp(prefix="tessera-apache-"))
+        self.dir.chmod(0o755)
+        self.ports = {name: free_port() for name in VHOSTS}
+        docroot = self.dir / "htdocs"
+        for path in ("protected", "maybe"):
+            (docroot / path).mkdir(parents=True)
+            (docroot / path / "whoami.html").write_text(WHOAMI)
+        cookies = self.dir / "cas-cookies"
+        cookies.mkdir()
+        ca = self.dir / "ca.pem"
+        shutil.copyfile(ca_file, ca)
+        for path in (docroot, docroot / "protected", docroot / "maybe"):
+            path.chmod(0o755)
+        user = ""
+        if os.geteuid() == 0:
+            www = pwd.getpwnam("www-data")
+            os.chown(cookies, www.pw_uid, www.pw_gid)
+            user = "User www-data\nGroup www-data\n"
+        login = tessera.url("/login")
+        vhosts = "".join(
+            f"""
+<VirtualHost 127.0.0.1:{port}>
+    ServerName 127.0.0.1:{port}
+    CASValidateURL {tessera.url(endpoint)}
+    CASValidateSAML {"On" if name == "saml" else "Off"}
+    <Location />
+        CASCookie MOD_AUTH_CAS_{name.upper()}
+        CASGatewayCookie MOD_AUTH_CAS_G_{name.upper()}
+    </Location>
+</VirtualHost>
+"""
+            for name, endpoint in VHOSTS.items()
+            for port in [self.ports[name]]
+        )
+        listens = "".join(f"Listen 127.0.0.1:{port}\n" for port in self.ports.values())
+        modules = "".join(
+            f"LoadModule {name}_module {MODULES}/mod_{name}.so\n"
+            for name in (
+                "mpm_event", "authn_core", "authz_core", "authz_user", "auth_cas", "include", "dir"
+            )
+        )
+        self.config = self.dir / "httpd.conf"
+        self.config.write_text(
+            f"""ServerRoot "{self.dir}"
+DefaultRuntimeDir "{self.dir}"
+PidFile "{self.dir}/httpd.pid"
+ErrorLog "{self.dir}/error.log"
+LogLevel warn auth_cas:debug
+{user}{modules}{listens}
+DocumentRoot "{docroot}"
+CASCookiePath "{cookies}/"
+CASCertificatePath "{ca}"
+CASLoginURL {login}
+CASSSOEnabled On
+CASDebug On
+<Directory "{docroot}">
+    Options +Includes
+    SetOutputFilter INCLUDES
+    DirectoryIndex whoami.html
+    AuthType CAS
+    CASAuthNHeader CAS-User
+    Require valid-user
+</Directory>
+<Directory "{docroot}/maybe">
+    CASGateway /maybe/
+</Directory>
+{vhosts}"""
+        )
+        self.proc = subprocess.Popen(
+            [APACHE, "-f", str(self.config), "-DFOREGROUND"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + START_WAIT
+        for port in self.ports.values():
+            while True:
+                if self.proc.poll() is not None:
+                    error = self.proc.stderr.read()
+                    self.close()
+                    pytest.fail(f"apache2 exited: {error}\n{self.error_log()}", pytrace=False)
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        self.close()
+                        pytest.fail(f"apache2 is not listening:\n{self.error_log()}", pytrace=False)
+                    time.sleep(0.1)
+
+    def url(self, vhost: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[vhost]}{path}"
+
+    def error_log(self) -> str:
+        log = self.dir / "error.log"
+        return log.read_text(errors="replace")[-5000:] if log.is_file() else ""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def apache(stack, https_tessera):
+    server = Apache(https_tessera, stack.pki.ca_cert)
+    try:
+        for name in VHOSTS:
+            https_tessera.add_service(
+                f"apache-{name}", rf"http://127\.0\.0\.1:{server.ports[name]}/.*"
+            )
+        yield server
+    finally:
+        server.close()
+
+
+def alice_attributes(who: dict) -> None:
+    assert who["mail"] == "alice@example.org", who
+    assert who["displayName"] == "Alice Example", who
+    assert sorted(who["eduPersonAffiliation"].split(",")) == ["member", "staff"], who
+
+
+@pytest.mark.parametrize("vhost", list(VHOSTS))
+def test_mod_auth_cas_logs_in_and_passes_the_attributes_on(stack, https_tessera, apache, vhost):
+    browser = Browser(stack.pki.ca_cert)
+    url = apache.url(vhost, "/protected/")
+    try:
+        who = sign_in_at(browser, https_tessera, url, ALICE)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{apache.error_log()}") from None
+    assert who["user"] == "alice", who
+    alice_attributes(who)
+    browser.close()
+
+
+def test_mod_auth_cas_single_sign_on_then_single_logout(stack, https_tessera, apache):
+    browser = Browser(stack.pki.ca_cert)
+    sign_in_at(browser, https_tessera, apache.url("v2", "/protected/"), ALICE)
+    hops = browser.follow(apache.url("saml", "/protected/"))
+    assert not any(hop.shows_login_form for hop in hops), describe(hops)
+    assert hops[-1].whoami()["user"] == "alice", describe(hops)
+
+    # Logging out of tessera tells both; mod_auth_cas forgets each session.
+    hops = browser.follow(https_tessera.url("/logout"))
+    assert hops[-1].status == 200, describe(hops)
+    deadline = time.monotonic() + SLO_WAIT
+    for vhost in VHOSTS:
+        while True:
+            hop = browser.get(apache.url(vhost, "/protected/"))
+            if hop.is_redirect and hop.location.startswith(https_tessera.url("/login")):
+                break
+            assert time.monotonic() < deadline, (
+                f"{vhost}: still logged in after tessera's single logout: {hop.describe()}\n"
+                + apache.error_log()
+            )
+            time.sleep(0.2)
+    browser.close()
+
+
+def test_mod_auth_cas_gateway_comes_back_without_a_ticket(stack, https_tessera, apache):
+    """CASGateway: mod_auth_cas asks with ``gateway=true`` (after its lowercase-hex service);
+    without a session tessera sends the browser back to the service exactly, with no ticket
+    and no form. (What Apache then does with an anonymous visitor is its own configuration.)"""
+    browser = Browser(stack.pki.ca_cert)
+    url = apache.url("v2", "/maybe/")
+    hops = browser.follow(url, stop=lambda target: target == url)
+    asked = hops[-1]
+    assert asked.url.startswith(https_tessera.url("/login?service=http%3a%2f%2f")), describe(hops)
+    assert asked.url.endswith("&gateway=true"), describe(hops)
+    assert asked.status == 302 and asked.location == url, describe(hops)
+    browser.close()
