@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import queue
 import re
 import shlex
 import shutil
+import socket
 import ssl
 import subprocess
+import tempfile
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -986,6 +990,111 @@ class PhpServer:
                 self.proc.kill()
                 self.proc.wait(timeout=STOP_TIMEOUT)
         self._drainer.join(timeout=STOP_TIMEOUT)
+
+
+# --------------------------------------------------------------------------
+# Apache
+
+
+def free_port() -> int:
+    """A port nothing listens on now (another process may take it before it is bound)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ApacheServer:
+    """Apache 2.4 (Debian's ``apache2``) from a configuration of its own, in a world-readable
+    directory of its own (as root, Apache's children run as www-data): one name-based virtual
+    host per name in ``vhosts``, each on a free port of 127.0.0.1, and ``page`` served as the
+    index of ``/protected/`` and ``/maybe/`` with server-side includes. The caller writes the
+    rest (``start``). ``close`` stops it and removes the directory."""
+
+    BINARY = "/usr/sbin/apache2"
+    MODULES = Path("/usr/lib/apache2/modules")
+    BASE_MODULES = ("mpm_event", "authn_core", "authz_core", "authz_user", "include", "dir")
+    START_WAIT = 20  # seconds for it to listen
+
+    def __init__(self, vhosts: Iterable[str], page: str):
+        if not os.access(self.BINARY, os.X_OK):
+            raise RuntimeError("apache2 is needed (scripts/interop-setup installs it)")
+        self.proc: subprocess.Popen | None = None
+        self.dir = Path(tempfile.mkdtemp(prefix="tessera-apache-"))
+        self.dir.chmod(0o755)
+        self.ports = {name: free_port() for name in vhosts}
+        self.docroot = self.dir / "htdocs"
+        for path in ("protected", "maybe"):
+            (self.docroot / path).mkdir(parents=True)
+            (self.docroot / path / "whoami.html").write_text(page)
+        for path in (self.docroot, *self.docroot.iterdir()):
+            path.chmod(0o755)
+        # Where its modules may write (their caches).
+        self.state = self.dir / "state"
+        self.state.mkdir()
+        self.user = ""
+        if os.geteuid() == 0:
+            www = pwd.getpwnam("www-data")
+            os.chown(self.state, www.pw_uid, www.pw_gid)
+            self.user = "User www-data\nGroup www-data\n"
+
+    def copy_in(self, path: Path) -> Path:
+        """A readable copy of ``path`` in the server's directory."""
+        copy = self.dir / path.name
+        shutil.copyfile(path, copy)
+        copy.chmod(0o644)
+        return copy
+
+    def start(self, modules: Iterable[str], body: str) -> None:
+        """Starts it with ``modules`` loaded besides the basic ones and ``body`` after the
+        common directives (``DocumentRoot`` is the page's directory)."""
+        load = "".join(
+            f"LoadModule {name}_module {self.MODULES}/mod_{name}.so\n"
+            for name in (*self.BASE_MODULES, *modules)
+        )
+        listen = "".join(f"Listen 127.0.0.1:{port}\n" for port in self.ports.values())
+        config = self.dir / "httpd.conf"
+        config.write_text(
+            f'ServerRoot "{self.dir}"\nDefaultRuntimeDir "{self.dir}"\n'
+            f'PidFile "{self.dir}/httpd.pid"\nErrorLog "{self.dir}/error.log"\n'
+            f"ServerName 127.0.0.1\n{self.user}{load}{listen}"
+            f'DocumentRoot "{self.docroot}"\n{body}'
+        )
+        self.proc = subprocess.Popen(
+            [self.BINARY, "-f", str(config), "-DFOREGROUND"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + self.START_WAIT
+        for port in self.ports.values():
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"apache2 exited: {self.proc.stderr.read()}\n{self.error_log()}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"apache2 is not listening:\n{self.error_log()}") from None
+                    time.sleep(0.1)
+
+    def url(self, vhost: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[vhost]}{path}"
+
+    def error_log(self) -> str:
+        log = self.dir / "error.log"
+        return log.read_text(errors="replace")[-5000:] if log.is_file() else ""
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

@@ -11,23 +11,14 @@ requests.
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import ALICE, Browser, Tessera, describe, sign_in_at
+from harness import ALICE, ApacheServer, Browser, Tessera, describe, sign_in_at
 
-APACHE = "/usr/sbin/apache2"
-MODULES = "/usr/lib/apache2/modules"
 VHOSTS = {"v2": "serviceValidate", "saml": "samlValidate"}
-START_WAIT = 20  # seconds for Apache to listen
 SLO_WAIT = 10  # seconds for a back-channel logout to reach Apache
 
 # Attributes arrive as request headers (CAS-<name>, values joined by the delimiter), which
@@ -40,42 +31,10 @@ WHOAMI = """<!DOCTYPE html><html lang="en"><head><title>Apache</title></head><bo
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Apache:
-    """An Apache with mod_auth_cas in a directory of its own (world-readable: as root, Apache's
-    children run as www-data), stopped and removed by ``close``."""
-
-    def __init__(self, tessera: Tessera, ca_file: Path):
-        if not os.access(APACHE, os.X_OK) or not Path(MODULES, "mod_auth_cas.so").is_file():
-            pytest.fail(
-                "Apache with mod_auth_cas is needed (scripts/interop-setup installs apache2 and "
-                "libapache2-mod-auth-cas)",
-                pytrace=False,
-            )
-        self.dir = Path(tempfile.mkdtemp(prefix="tessera-apache-"))
-        self.dir.chmod(0o755)
-        self.ports = {name: free_port() for name in VHOSTS}
-        docroot = self.dir / "htdocs"
-        for path in ("protected", "maybe"):
-            (docroot / path).mkdir(parents=True)
-            (docroot / path / "whoami.html").write_text(WHOAMI)
-        cookies = self.dir / "cas-cookies"
-        cookies.mkdir()
-        ca = self.dir / "ca.pem"
-        shutil.copyfile(ca_file, ca)
-        for path in (docroot, docroot / "protected", docroot / "maybe"):
-            path.chmod(0o755)
-        user = ""
-        if os.geteuid() == 0:
-            www = pwd.getpwnam("www-data")
-            os.chown(cookies, www.pw_uid, www.pw_gid)
-            user = "User www-data\nGroup www-data\n"
-        login = tessera.url("/login")
+def start_apache(tessera: Tessera, ca_file: Path) -> ApacheServer:
+    server = ApacheServer(VHOSTS, WHOAMI)
+    try:
+        ca = server.copy_in(ca_file)
         vhosts = "".join(
             f"""
 <VirtualHost 127.0.0.1:{port}>
@@ -89,30 +48,17 @@ class Apache:
 </VirtualHost>
 """
             for name, endpoint in VHOSTS.items()
-            for port in [self.ports[name]]
+            for port in [server.ports[name]]
         )
-        listens = "".join(f"Listen 127.0.0.1:{port}\n" for port in self.ports.values())
-        modules = "".join(
-            f"LoadModule {name}_module {MODULES}/mod_{name}.so\n"
-            for name in (
-                "mpm_event", "authn_core", "authz_core", "authz_user", "auth_cas", "include", "dir"
-            )
-        )
-        self.config = self.dir / "httpd.conf"
-        self.config.write_text(
-            f"""ServerRoot "{self.dir}"
-DefaultRuntimeDir "{self.dir}"
-PidFile "{self.dir}/httpd.pid"
-ErrorLog "{self.dir}/error.log"
-LogLevel warn auth_cas:debug
-{user}{modules}{listens}
-DocumentRoot "{docroot}"
-CASCookiePath "{cookies}/"
+        server.start(
+            ["auth_cas"],
+            f"""LogLevel warn auth_cas:debug
+CASCookiePath "{server.state}/"
 CASCertificatePath "{ca}"
-CASLoginURL {login}
+CASLoginURL {tessera.url("/login")}
 CASSSOEnabled On
 CASDebug On
-<Directory "{docroot}">
+<Directory "{server.docroot}">
     Options +Includes
     SetOutputFilter INCLUDES
     DirectoryIndex whoami.html
@@ -120,55 +66,20 @@ CASDebug On
     CASAuthNHeader CAS-User
     Require valid-user
 </Directory>
-<Directory "{docroot}/maybe">
+<Directory "{server.docroot}/maybe">
     CASGateway /maybe/
 </Directory>
-{vhosts}"""
+{vhosts}""",
         )
-        self.proc = subprocess.Popen(
-            [APACHE, "-f", str(self.config), "-DFOREGROUND"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + START_WAIT
-        for port in self.ports.values():
-            while True:
-                if self.proc.poll() is not None:
-                    error = self.proc.stderr.read()
-                    self.close()
-                    pytest.fail(f"apache2 exited: {error}\n{self.error_log()}", pytrace=False)
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        self.close()
-                        pytest.fail(f"apache2 is not listening:\n{self.error_log()}", pytrace=False)
-                    time.sleep(0.1)
-
-    def url(self, vhost: str, path: str) -> str:
-        return f"http://127.0.0.1:{self.ports[vhost]}{path}"
-
-    def error_log(self) -> str:
-        log = self.dir / "error.log"
-        return log.read_text(errors="replace")[-5000:] if log.is_file() else ""
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+    except RuntimeError as exc:
+        server.close()
+        pytest.fail(str(exc), pytrace=False)
+    return server
 
 
 @pytest.fixture(scope="module")
 def apache(stack, https_tessera):
-    server = Apache(https_tessera, stack.pki.ca_cert)
+    server = start_apache(https_tessera, stack.pki.ca_cert)
     try:
         for name in VHOSTS:
             https_tessera.add_service(
