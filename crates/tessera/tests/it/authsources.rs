@@ -442,6 +442,44 @@ fn hasher() -> tessera::auth::local::PasswordHasher {
     .unwrap()
 }
 
+/// Every row of [`rows`] logs in with its password and no other, with its mail, its display name
+/// (`display_name` and the login) and `groups`, except the plain-text password (refused unless
+/// allowed) and the disabled account (an empty hash); an unknown user is unknown.
+async fn every_format_logs_in(source: &SqlSource, display_name: &str, groups: &[&str]) {
+    for r in rows()
+        .iter()
+        .filter(|r| !matches!(r.login, "plain" | "disabled"))
+    {
+        let user = accepted(check(source, r.login, r.password).await);
+        assert_eq!(
+            user.attributes["mail"],
+            [format!("{}@example.org", r.login)]
+        );
+        assert_eq!(
+            user.attributes["displayName"],
+            [format!("{display_name} {}", r.login)]
+        );
+        assert_eq!(user.attributes["groups"], groups, "{}", r.login);
+        assert!(
+            matches!(check(source, r.login, "wrong").await, Ok(Outcome::Rejected)),
+            "{}",
+            r.login
+        );
+    }
+    assert!(matches!(
+        check(source, "plain", "plain-pw").await,
+        Ok(Outcome::Rejected)
+    ));
+    assert!(matches!(
+        check(source, "disabled", "").await,
+        Ok(Outcome::Rejected)
+    ));
+    assert!(matches!(
+        check(source, "nobody", "x").await,
+        Ok(Outcome::Unknown)
+    ));
+}
+
 #[tokio::test]
 async fn sql_on_postgres_checks_every_hash_format() {
     let db = PostgresDatabase::create();
@@ -473,42 +511,7 @@ async fn sql_on_postgres_checks_every_hash_format() {
 
     let query = "SELECT password, mail, display_name, groups FROM users WHERE login = $1";
     let source = SqlSource::new(&sql_settings(&db.url, query), hasher()).unwrap();
-    for r in rows()
-        .iter()
-        .filter(|r| !matches!(r.login, "plain" | "disabled"))
-    {
-        let user = accepted(check(&source, r.login, r.password).await);
-        assert_eq!(
-            user.attributes["mail"],
-            [format!("{}@example.org", r.login)]
-        );
-        assert_eq!(
-            user.attributes["displayName"],
-            [format!("User {}", r.login)]
-        );
-        assert_eq!(user.attributes["groups"], ["staff", "it"], "{}", r.login);
-        assert!(
-            matches!(
-                check(&source, r.login, "wrong").await,
-                Ok(Outcome::Rejected)
-            ),
-            "{}",
-            r.login
-        );
-    }
-    // Plain text is refused unless allowed; an empty hash is a disabled account.
-    assert!(matches!(
-        check(&source, "plain", "plain-pw").await,
-        Ok(Outcome::Rejected)
-    ));
-    assert!(matches!(
-        check(&source, "disabled", "").await,
-        Ok(Outcome::Rejected)
-    ));
-    assert!(matches!(
-        check(&source, "nobody", "x").await,
-        Ok(Outcome::Unknown)
-    ));
+    every_format_logs_in(&source, "User", &["staff", "it"]).await;
     let lenient = SqlSource::new(
         &SqlSettings {
             allow_plain: true,
@@ -657,42 +660,8 @@ async fn sql_on_mariadb_checks_every_hash_format_and_reads_its_column_types() {
     let query = "SELECT u.password, u.mail, u.display_name, m.grp AS `groups` FROM users u \
                  LEFT JOIN memberships m ON m.login = u.login WHERE u.login = ? ORDER BY m.grp";
     let source = SqlSource::new(&sql_settings(&url, query), hasher()).unwrap();
-    for r in rows()
-        .iter()
-        .filter(|r| !matches!(r.login, "plain" | "disabled"))
-    {
-        let user = accepted(check(&source, r.login, r.password).await);
-        assert_eq!(
-            user.attributes["mail"],
-            [format!("{}@example.org", r.login)]
-        );
-        assert_eq!(
-            user.attributes["displayName"],
-            [format!("Zoë {}", r.login)],
-            "latin1 read as text"
-        );
-        assert_eq!(user.attributes["groups"], ["it", "staff"], "{}", r.login);
-        assert!(
-            matches!(
-                check(&source, r.login, "wrong").await,
-                Ok(Outcome::Rejected)
-            ),
-            "{}",
-            r.login
-        );
-    }
-    assert!(matches!(
-        check(&source, "plain", "plain-pw").await,
-        Ok(Outcome::Rejected)
-    ));
-    assert!(matches!(
-        check(&source, "disabled", "").await,
-        Ok(Outcome::Rejected)
-    ));
-    assert!(matches!(
-        check(&source, "nobody", "x").await,
-        Ok(Outcome::Unknown)
-    ));
+    // The display names are latin1 in the table, and read as text.
+    every_format_logs_in(&source, "Zoë", &["it", "staff"]).await;
     // The login name is compared as the table's collation says (case-insensitively here). The
     // user's name is as typed, unless username_column names the row's.
     let user = accepted(check(&source, "BCRYPT", "bcrypt-pw").await);
