@@ -776,33 +776,36 @@ impl Store for PostgresStore {
         access: &AccessToken,
         refresh: &RefreshToken,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        // Hold the grant first (as the new tokens' foreign keys would), so a concurrent revocation
-        // either happens before (and this finds nothing) or waits for this to commit, never
-        // deadlocking against it.
-        let grant: Option<String> =
-            sqlx::query_scalar("SELECT id FROM oidc_grants WHERE id = $1 FOR KEY SHARE")
-                .bind(&refresh.grant_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if grant.is_none() {
-            return Ok(false);
-        }
-        let done = sqlx::query(
-            "UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, $1) \
-             WHERE token_key = $2 AND grant_id = $3",
+        // One statement where a transaction took five round trips. The grant is held first (its
+        // scalar subquery runs before the update scans), as the new tokens' foreign keys would
+        // hold it: a concurrent revocation either happens before (and this finds nothing) or
+        // waits for this to commit, never deadlocking against it.
+        let rotated: bool = sqlx::query_scalar(
+            "WITH held AS (SELECT id FROM oidc_grants WHERE id = $3 FOR KEY SHARE), \
+                  rotated AS (UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, $1) \
+                              WHERE token_key = $2 AND grant_id = (SELECT id FROM held) \
+                              RETURNING grant_id), \
+                  access AS (INSERT INTO oidc_access_tokens (token_key, grant_id, scope, \
+                                 issued_at, expires_at) \
+                             SELECT $4, grant_id, $5, $6, $7 FROM rotated), \
+                  refresh AS (INSERT INTO oidc_refresh_tokens (token_key, grant_id, expires_at, \
+                                  rotated_at) \
+                              SELECT $8, grant_id, $9, $10 FROM rotated) \
+             SELECT EXISTS (SELECT 1 FROM rotated)",
         )
         .bind(ts(now))
         .bind(old.as_str())
         .bind(&refresh.grant_id)
-        .execute(&mut *tx)
+        .bind(access.key.as_str())
+        .bind(scope_string(&access.scope))
+        .bind(ts(access.issued_at))
+        .bind(ts(access.expires_at))
+        .bind(refresh.key.as_str())
+        .bind(ts(refresh.expires_at))
+        .bind(ts_opt(refresh.rotated_at))
+        .fetch_one(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        insert_tokens(&mut tx, access, Some(refresh)).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(rotated)
     }
 
     async fn delete_access_token(&self, key: &TicketKey) -> StoreResult<bool> {

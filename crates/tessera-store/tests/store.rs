@@ -1408,6 +1408,30 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
         .unwrap());
     let (old, _) = store.get_refresh_token(&rt.key).await.unwrap().unwrap();
     assert_eq!(old.rotated_at, Some(later));
+    // An unknown refresh token rotates nothing, and no token is saved for it.
+    let mut at_unknown = at.clone();
+    at_unknown.key = TicketKey::of("AT-unknown");
+    let mut rt_unknown = rt.clone();
+    rt_unknown.key = TicketKey::of("RT-unknown-new");
+    assert!(!store
+        .rotate_refresh_token(
+            &TicketKey::of("RT-unknown"),
+            later,
+            &at_unknown,
+            &rt_unknown
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .get_access_token(&at_unknown.key, None)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .get_refresh_token(&rt_unknown.key)
+        .await
+        .unwrap()
+        .is_none());
     assert!(store.get_refresh_token(&rt2.key).await.unwrap().is_some());
     assert!(store
         .get_access_token(&at2.key, None)
