@@ -54,7 +54,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "sso-validate,validate-only,password-login,oidc-code,ceiling,startup"
+        default_value = "sso-validate,validate-only,password-login,oidc-code,oidc-refresh,ceiling,startup"
     )]
     workloads: Vec<Workload>,
     /// Rounds of the load workloads: each round runs every workload at every concurrency, and
@@ -86,6 +86,7 @@ enum Workload {
     ValidateOnly,
     PasswordLogin,
     OidcCode,
+    OidcRefresh,
     Ceiling,
     Startup,
 }
@@ -97,6 +98,7 @@ impl Workload {
             Self::ValidateOnly => "validate-only",
             Self::PasswordLogin => "password-login",
             Self::OidcCode => "oidc-code",
+            Self::OidcRefresh => "oidc-refresh",
             Self::Ceiling => "ceiling",
             Self::Startup => "startup",
         }
@@ -105,7 +107,11 @@ impl Workload {
     fn needs_session(self) -> bool {
         matches!(
             self,
-            Self::SsoValidate | Self::ValidateOnly | Self::OidcCode | Self::Ceiling
+            Self::SsoValidate
+                | Self::ValidateOnly
+                | Self::OidcCode
+                | Self::OidcRefresh
+                | Self::Ceiling
         )
     }
 }
@@ -357,10 +363,10 @@ async fn run_load(
     let ceiling = match (workloads.contains(&Workload::Ceiling), subjects.first()) {
         (true, Some(tested)) => {
             let setup = tested.shared();
-            let mut worker = Worker {
-                conn: Conn::new(tested.server.addr)?,
-                cookie: tested.cookies.first().cloned(),
-            };
+            let mut worker = Worker::new(
+                Conn::new(tested.server.addr)?,
+                tested.cookies.first().cloned(),
+            );
             let (body, content_type) = workloads::sample_validation(&setup, &mut worker)
                 .await
                 .context("fetching a validation success for the ceiling server")?;
@@ -420,14 +426,12 @@ async fn run_one(
     };
     let mut workers = Vec::with_capacity(c);
     for i in 0..c {
-        workers.push(Worker {
-            conn: Conn::new(target)?,
-            cookie: if workload == Workload::PasswordLogin {
-                None
-            } else {
-                cookies.get(i).cloned()
-            },
-        });
+        let cookie = if workload == Workload::PasswordLogin {
+            None
+        } else {
+            cookies.get(i).cloned()
+        };
+        workers.push(Worker::new(Conn::new(target)?, cookie));
     }
     let mut note = String::new();
     let server_pid = (workload != Workload::Ceiling).then(|| server.pid());
@@ -468,6 +472,7 @@ async fn run_one(
             Workload::SsoValidate => Kind::SsoValidate,
             Workload::PasswordLogin => Kind::PasswordLogin,
             Workload::OidcCode => Kind::OidcCode,
+            Workload::OidcRefresh => Kind::OidcRefresh,
             _ => Kind::Ceiling,
         };
         load::run(kind, &shared, workers, args.warmup, args.duration)

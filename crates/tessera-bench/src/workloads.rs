@@ -33,6 +33,9 @@ pub(crate) enum Kind {
     PasswordLogin,
     /// With a session: authorize → code → token (`client_secret_basic`) → userinfo.
     OidcCode,
+    /// With a refresh token: token (`grant_type=refresh_token`, `client_secret_basic`), which
+    /// rotates it. A worker's first iteration (in the warm-up) gets its first one by a code flow.
+    OidcRefresh,
     /// `/p3/serviceValidate` against the in-process ceiling server.
     Ceiling,
 }
@@ -45,6 +48,7 @@ pub(crate) struct Shared {
     login_body_prefix: String,
     authorize_target: String,
     token_body_prefix: String,
+    refresh_body_prefix: &'static str,
     basic: String,
     ceiling_target: String,
     /// Minted tickets waiting for validation.
@@ -84,6 +88,7 @@ impl Shared {
                 "grant_type=authorization_code&redirect_uri={}&code=",
                 enc(REDIRECT_URI)
             ),
+            refresh_body_prefix: "grant_type=refresh_token&refresh_token=",
             basic: format!("Basic {}", STANDARD.encode(credentials)),
             ceiling_target: format!(
                 "{CAS}/p3/serviceValidate?service={service}&ticket=ST-0123456789abcdefghijklmnopqrs"
@@ -104,10 +109,22 @@ impl Shared {
     }
 }
 
-/// One worker: its connection and its browser's SSO cookie (`TGC=…`), if it has one.
+/// One worker: its connection, its browser's SSO cookie (`TGC=…`), if it has one, and its
+/// relying party's current refresh token, once it has one.
 pub(crate) struct Worker {
     pub(crate) conn: Conn,
     pub(crate) cookie: Option<String>,
+    pub(crate) refresh: Option<String>,
+}
+
+impl Worker {
+    pub(crate) fn new(conn: Conn, cookie: Option<String>) -> Self {
+        Self {
+            conn,
+            cookie,
+            refresh: None,
+        }
+    }
 }
 
 /// How an iteration ended.
@@ -146,6 +163,20 @@ pub(crate) async fn iterate(kind: Kind, shared: &Shared, w: &mut Worker) -> Resu
             oidc_code(shared, w).await?;
             Ok(Outcome::Done(3))
         }
+        Kind::OidcRefresh => match w.refresh.take() {
+            Some(refresh) => {
+                w.refresh = Some(refresh_tokens(shared, &mut w.conn, &refresh).await?);
+                Ok(Outcome::Done(1))
+            }
+            None => {
+                let tokens = code_tokens(shared, w).await?;
+                let refresh = tokens["refresh_token"]
+                    .as_str()
+                    .context("token: no refresh_token")?;
+                w.refresh = Some(refresh.to_owned());
+                Ok(Outcome::Done(2))
+            }
+        },
         Kind::Ceiling => {
             let reply = w.conn.get(&shared.ceiling_target, &[]).await?;
             reply.expect(StatusCode::OK, "ceiling")?;
@@ -216,41 +247,10 @@ pub(crate) async fn password_login(shared: &Shared, conn: &mut Conn) -> Result<S
 
 /// Authorize (with the session) → code → token (`client_secret_basic`) → userinfo.
 async fn oidc_code(shared: &Shared, w: &mut Worker) -> Result<()> {
-    let cookie = w
-        .cookie
-        .as_deref()
-        .context("the worker has no SSO session")?;
-    let reply = w
-        .conn
-        .get(&shared.authorize_target, &[(COOKIE, cookie)])
-        .await?;
-    reply.expect(StatusCode::FOUND, "authorize")?;
-    let location = url::Url::parse(reply.location()?).context("authorize: bad Location")?;
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .with_context(|| format!("authorize: no code in {location}"))?;
-
-    let body = format!("{}{}", shared.token_body_prefix, enc(&code));
-    let reply = w
-        .conn
-        .post_form(
-            &format!("{OIDC}/token"),
-            &[(AUTHORIZATION, shared.basic.as_str())],
-            body,
-        )
-        .await?;
-    reply.expect(StatusCode::OK, "token")?;
-    let tokens: serde_json::Value =
-        serde_json::from_slice(&reply.body).context("token: not JSON")?;
+    let tokens = code_tokens(shared, w).await?;
     let access = tokens["access_token"]
         .as_str()
         .context("token: no access_token")?;
-    if !tokens["id_token"].is_string() {
-        bail!("token: no id_token");
-    }
-
     let bearer = format!("Bearer {access}");
     let reply = w
         .conn
@@ -266,6 +266,61 @@ async fn oidc_code(shared: &Shared, w: &mut Worker) -> Result<()> {
         bail!("userinfo: no sub");
     }
     Ok(())
+}
+
+/// With the SSO cookie: authorize → a code → the token response (checked for an ID token).
+async fn code_tokens(shared: &Shared, w: &mut Worker) -> Result<serde_json::Value> {
+    let cookie = w
+        .cookie
+        .as_deref()
+        .context("the worker has no SSO session")?;
+    let reply = w
+        .conn
+        .get(&shared.authorize_target, &[(COOKIE, cookie)])
+        .await?;
+    reply.expect(StatusCode::FOUND, "authorize")?;
+    let location = url::Url::parse(reply.location()?).context("authorize: bad Location")?;
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .with_context(|| format!("authorize: no code in {location}"))?;
+    let body = format!("{}{}", shared.token_body_prefix, enc(&code));
+    let tokens = token_request(shared, &mut w.conn, body).await?;
+    if !tokens["id_token"].is_string() {
+        bail!("token: no id_token");
+    }
+    Ok(tokens)
+}
+
+/// A refresh: the new refresh token, which must differ from `refresh` (rotation).
+async fn refresh_tokens(shared: &Shared, conn: &mut Conn, refresh: &str) -> Result<String> {
+    let body = format!("{}{}", shared.refresh_body_prefix, enc(refresh));
+    let tokens = token_request(shared, conn, body).await?;
+    if !tokens["access_token"].is_string() {
+        bail!("refresh: no access_token");
+    }
+    match tokens["refresh_token"].as_str() {
+        Some(new) if new != refresh => Ok(new.to_owned()),
+        _ => bail!("refresh: the refresh token was not rotated"),
+    }
+}
+
+/// `POST /token` with `client_secret_basic` → the JSON answer of a 200.
+async fn token_request(
+    shared: &Shared,
+    conn: &mut Conn,
+    body: String,
+) -> Result<serde_json::Value> {
+    let reply = conn
+        .post_form(
+            &format!("{OIDC}/token"),
+            &[(AUTHORIZATION, shared.basic.as_str())],
+            body,
+        )
+        .await?;
+    reply.expect(StatusCode::OK, "token")?;
+    serde_json::from_slice(&reply.body).context("token: not JSON")
 }
 
 /// The body and content type of one real validation success (what the ceiling server answers).
