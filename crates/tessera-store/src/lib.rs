@@ -465,18 +465,25 @@ pub trait Store: Send + Sync + 'static {
         decided_at: Option<i64>,
     ) -> StoreResult<Option<(AccessToken, Grant)>>;
     /// The refresh token with this key and its grant. The caller checks expiry and rotation.
+    /// With `decided_at`, as [`get_access_token`](Store::get_access_token).
     async fn get_refresh_token(
         &self,
         key: &TicketKey,
+        decided_at: Option<i64>,
     ) -> StoreResult<Option<(RefreshToken, Grant)>>;
     /// Marks the refresh token `old` rotated at `now` (keeping an earlier rotation time) and saves
-    /// the new pair of its grant, in one transaction; false if the grant is gone.
+    /// the new pair of its grant, in one transaction; false if the grant is gone. With
+    /// `decided_at` (the [`registry_version`] of the clients the refresh was judged with),
+    /// nothing is written if they have changed since: [`StoreError::RegistryChanged`].
+    ///
+    /// [`registry_version`]: Store::registry_version
     async fn rotate_refresh_token(
         &self,
         old: &TicketKey,
         now: Timestamp,
         access: &AccessToken,
         refresh: &RefreshToken,
+        decided_at: Option<i64>,
     ) -> StoreResult<bool>;
     /// Revokes one access token; false if it did not exist.
     async fn delete_access_token(&self, key: &TicketKey) -> StoreResult<bool>;

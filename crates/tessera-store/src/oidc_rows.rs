@@ -147,6 +147,17 @@ pub(crate) fn access_token_with_version(placeholder: &str) -> String {
     )
 }
 
+/// The registry version, and the refresh token with key `placeholder` with its grant (NULLs
+/// when there is none): one row whatever the key.
+pub(crate) fn refresh_token_with_version(placeholder: &str) -> String {
+    format!(
+        "SELECT registry_version.version, t.token_key, t.expires_at, t.rotated_at, \
+         {GRANT_COLUMNS} FROM registry_version \
+         LEFT JOIN (oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id) \
+         ON t.token_key = {placeholder} WHERE registry_version.id = 1"
+    )
+}
+
 row! {
     /// A row of `oidc_grants`, as stored.
     #[derive(FromRow, PartialEq, Eq)]

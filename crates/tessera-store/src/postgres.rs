@@ -23,8 +23,8 @@ use tessera_protocol::ticket::TicketKey;
 use tessera_protocol::{Attributes, Timestamp};
 
 use crate::oidc_rows::{
-    access_token_with_version, ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow,
-    RefreshRow, CLIENT_COLUMNS, CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
+    access_token_with_version, refresh_token_with_version, ts_opt, AccessRow, ClientColumns,
+    ClientRow, CodeRow, KeyRow, RefreshRow, CLIENT_COLUMNS, CODE_COLUMNS, KEY_COLUMNS,
 };
 use crate::rows::{
     conflict_as, ended_sessions, millis, to_json, ts, FailureRow, KeyedFailureRow, PgtRow,
@@ -756,17 +756,13 @@ impl Store for PostgresStore {
     async fn get_refresh_token(
         &self,
         key: &TicketKey,
+        decided_at: Option<i64>,
     ) -> StoreResult<Option<(RefreshToken, Grant)>> {
-        sqlx::query_as::<_, RefreshRow>(&format!(
-            "SELECT t.token_key, t.expires_at, t.rotated_at, {GRANT_COLUMNS} \
-             FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
-             WHERE t.token_key = $1"
-        ))
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(TryInto::try_into)
-        .transpose()
+        let sql = refresh_token_with_version("$1");
+        read_decided(&self.pool, &sql, key, "grant_id", decided_at)
+            .await?
+            .map(|row| RefreshRow::from_row(&row)?.try_into())
+            .transpose()
     }
 
     async fn rotate_refresh_token(
@@ -775,15 +771,19 @@ impl Store for PostgresStore {
         now: Timestamp,
         access: &AccessToken,
         refresh: &RefreshToken,
+        decided_at: Option<i64>,
     ) -> StoreResult<bool> {
-        // One statement where a transaction took five round trips. The grant is held first (its
+        // One statement where a transaction took six round trips. The grant is held first (its
         // scalar subquery runs before the update scans), as the new tokens' foreign keys would
         // hold it: a concurrent revocation either happens before (and this finds nothing) or
-        // waits for this to commit, never deadlocking against it.
-        let rotated: bool = sqlx::query_scalar(
+        // waits for this to commit, never deadlocking against it. With `decided_at`, the
+        // registry version is checked in the same statement and read back to tell a change of
+        // the clients from a token that is gone.
+        let (rotated, version): (bool, i64) = sqlx::query_as(&format!(
             "WITH held AS (SELECT id FROM oidc_grants WHERE id = $3 FOR KEY SHARE), \
                   rotated AS (UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, $1) \
                               WHERE token_key = $2 AND grant_id = (SELECT id FROM held) \
+                              AND ($11::BIGINT IS NULL OR $11 = ({REGISTRY_VERSION})) \
                               RETURNING grant_id), \
                   access AS (INSERT INTO oidc_access_tokens (token_key, grant_id, scope, \
                                  issued_at, expires_at) \
@@ -791,8 +791,8 @@ impl Store for PostgresStore {
                   refresh AS (INSERT INTO oidc_refresh_tokens (token_key, grant_id, expires_at, \
                                   rotated_at) \
                               SELECT $8, grant_id, $9, $10 FROM rotated) \
-             SELECT EXISTS (SELECT 1 FROM rotated)",
-        )
+             SELECT EXISTS (SELECT 1 FROM rotated), ({REGISTRY_VERSION})"
+        ))
         .bind(ts(now))
         .bind(old.as_str())
         .bind(&refresh.grant_id)
@@ -803,8 +803,12 @@ impl Store for PostgresStore {
         .bind(refresh.key.as_str())
         .bind(ts(refresh.expires_at))
         .bind(ts_opt(refresh.rotated_at))
+        .bind(decided_at)
         .fetch_one(&self.pool)
         .await?;
+        if !rotated && registry_moved(decided_at, version) {
+            return Err(StoreError::RegistryChanged);
+        }
         Ok(rotated)
     }
 

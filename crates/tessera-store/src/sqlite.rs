@@ -25,8 +25,8 @@ use tessera_protocol::ticket::TicketKey;
 use tessera_protocol::{Attributes, Timestamp};
 
 use crate::oidc_rows::{
-    access_token_with_version, ts_opt, AccessRow, ClientColumns, ClientRow, CodeRow, KeyRow,
-    RefreshRow, CLIENT_COLUMNS, CODE_COLUMNS, GRANT_COLUMNS, KEY_COLUMNS,
+    access_token_with_version, refresh_token_with_version, ts_opt, AccessRow, ClientColumns,
+    ClientRow, CodeRow, KeyRow, RefreshRow, CLIENT_COLUMNS, CODE_COLUMNS, KEY_COLUMNS,
 };
 use crate::rows::{
     ended_sessions, millis, to_json, ts, FailureRow, FromSqlite, KeyedFailureRow, PgtRow,
@@ -893,20 +893,20 @@ impl Store for SqliteStore {
     async fn get_refresh_token(
         &self,
         key: &TicketKey,
+        decided_at: Option<i64>,
     ) -> StoreResult<Option<(RefreshToken, Grant)>> {
         let key = key.as_str().to_owned();
         self.lookup(move |c| {
-            one::<RefreshRow>(
-                c,
-                &format!(
-                    "SELECT t.token_key, t.expires_at, t.rotated_at, {GRANT_COLUMNS} \
-                     FROM oidc_refresh_tokens t JOIN oidc_grants g ON g.id = t.grant_id \
-                     WHERE t.token_key = ?"
-                ),
-                [&key],
-            )?
-            .map(TryInto::try_into)
-            .transpose()
+            let sql = refresh_token_with_version("?");
+            let (version, row) = c.prepare_cached(&sql)?.query_row([&key], |row| {
+                let version: i64 = row.get("version")?;
+                let found = row.get::<_, Option<String>>("grant_id")?.is_some();
+                Ok((version, found.then(|| RefreshRow::read(row)).transpose()?))
+            })?;
+            if registry_moved(decided_at, version) {
+                return Err(StoreError::RegistryChanged);
+            }
+            row.map(TryInto::try_into).transpose()
         })
         .await
     }
@@ -917,9 +917,11 @@ impl Store for SqliteStore {
         now: Timestamp,
         access: &AccessToken,
         refresh: &RefreshToken,
+        decided_at: Option<i64>,
     ) -> StoreResult<bool> {
         let (old, access, refresh) = (old.as_str().to_owned(), access.clone(), refresh.clone());
         self.write(move |c| {
+            still_current(c, decided_at)?;
             let n = exec(
                 c,
                 "UPDATE oidc_refresh_tokens SET rotated_at = COALESCE(rotated_at, ?) \

@@ -1164,7 +1164,7 @@ async fn oidc_clients_round_trip_and_ids_are_unique(store: Arc<dyn Store>) {
     assert!(store.delete_client("app").await.unwrap());
     assert!(!store.delete_client("app").await.unwrap());
     assert_eq!(store.get_access_token(&at.key, None).await.unwrap(), None);
-    assert_eq!(store.get_refresh_token(&rt.key).await.unwrap(), None);
+    assert_eq!(store.get_refresh_token(&rt.key, None).await.unwrap(), None);
     assert_eq!(store.get_consent("alice", "app").await.unwrap(), None);
     assert_eq!(store.list_clients().await.unwrap().len(), 1);
 }
@@ -1298,7 +1298,7 @@ async fn a_redeemed_code_saves_its_grant_in_the_same_write(store: Arc<dyn Store>
     );
     let refresh = granted.refresh.clone().unwrap();
     assert_eq!(
-        store.get_refresh_token(&refresh.key).await.unwrap(),
+        store.get_refresh_token(&refresh.key, None).await.unwrap(),
         Some((refresh, granted.grant.clone()))
     );
 
@@ -1385,7 +1385,7 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
     );
     assert!(store.put_grant(&g, &at, Some(&rt)).await.unwrap());
     assert_eq!(
-        store.get_refresh_token(&rt.key).await.unwrap(),
+        store.get_refresh_token(&rt.key, None).await.unwrap(),
         Some((rt.clone(), g.clone()))
     );
     // Rotation marks the old refresh token (keeping the first rotation time) and adds a new pair.
@@ -1395,7 +1395,7 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
     let mut rt2 = rt.clone();
     rt2.key = TicketKey::of("RT-2");
     assert!(store
-        .rotate_refresh_token(&rt.key, later, &at2, &rt2)
+        .rotate_refresh_token(&rt.key, later, &at2, &rt2, None)
         .await
         .unwrap());
     let mut at3 = at.clone();
@@ -1403,10 +1403,20 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
     let mut rt3 = rt.clone();
     rt3.key = TicketKey::of("RT-3");
     assert!(store
-        .rotate_refresh_token(&rt.key, later.plus(Duration::from_secs(5)), &at3, &rt3)
+        .rotate_refresh_token(
+            &rt.key,
+            later.plus(Duration::from_secs(5)),
+            &at3,
+            &rt3,
+            None
+        )
         .await
         .unwrap());
-    let (old, _) = store.get_refresh_token(&rt.key).await.unwrap().unwrap();
+    let (old, _) = store
+        .get_refresh_token(&rt.key, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(old.rotated_at, Some(later));
     // An unknown refresh token rotates nothing, and no token is saved for it.
     let mut at_unknown = at.clone();
@@ -1418,7 +1428,8 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
             &TicketKey::of("RT-unknown"),
             later,
             &at_unknown,
-            &rt_unknown
+            &rt_unknown,
+            None
         )
         .await
         .unwrap());
@@ -1428,11 +1439,67 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
         .unwrap()
         .is_none());
     assert!(store
-        .get_refresh_token(&rt_unknown.key)
+        .get_refresh_token(&rt_unknown.key, None)
         .await
         .unwrap()
         .is_none());
-    assert!(store.get_refresh_token(&rt2.key).await.unwrap().is_some());
+    // Judged with clients that have changed since: nothing is written; judged again, it rotates.
+    let decided = store.registry_version().await.unwrap();
+    assert!(store
+        .get_refresh_token(&rt2.key, Some(decided))
+        .await
+        .unwrap()
+        .is_some());
+    let other = RegisteredService::new(
+        "other",
+        ServicePattern::regex(r"https://other/.*").unwrap(),
+        ServiceOrigin::Database,
+    );
+    store.put_service(&other).await.unwrap();
+    assert!(matches!(
+        store.get_refresh_token(&rt2.key, Some(decided)).await,
+        Err(StoreError::RegistryChanged)
+    ));
+    let mut at4 = at.clone();
+    at4.key = TicketKey::of("AT-4");
+    let mut rt4 = rt.clone();
+    rt4.key = TicketKey::of("RT-4");
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&rt2.key, later, &at4, &rt4, Some(decided))
+            .await,
+        Err(StoreError::RegistryChanged)
+    ));
+    assert_eq!(
+        store
+            .get_refresh_token(&rt2.key, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .rotated_at,
+        None
+    );
+    assert!(store
+        .get_refresh_token(&rt4.key, None)
+        .await
+        .unwrap()
+        .is_none());
+    let current = store.registry_version().await.unwrap();
+    assert!(store
+        .rotate_refresh_token(&rt2.key, later, &at4, &rt4, Some(current))
+        .await
+        .unwrap());
+    assert!(store
+        .get_refresh_token(&rt4.key, None)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .get_refresh_token(&rt2.key, None)
+        .await
+        .unwrap()
+        .is_some());
     assert!(store
         .get_access_token(&at2.key, None)
         .await
@@ -1482,10 +1549,10 @@ async fn grants_and_tokens_rotate_and_end_with_their_session(store: Arc<dyn Stor
     for key in [&at.key, &at3.key, &at_b.key] {
         assert_eq!(store.get_access_token(key, None).await.unwrap(), None);
     }
-    assert_eq!(store.get_refresh_token(&rt3.key).await.unwrap(), None);
+    assert_eq!(store.get_refresh_token(&rt3.key, None).await.unwrap(), None);
     assert!(
         !store
-            .rotate_refresh_token(&rt3.key, later, &at, &rt)
+            .rotate_refresh_token(&rt3.key, later, &at, &rt, None)
             .await
             .unwrap(),
         "the grant is gone"
@@ -1640,7 +1707,7 @@ async fn expired_codes_and_tokens_are_swept(store: Arc<dyn Store>) {
         CodeRedemption::Unknown
     ));
     assert_eq!(store.get_access_token(&at.key, None).await.unwrap(), None);
-    assert_eq!(store.get_refresh_token(&rt.key).await.unwrap(), None);
+    assert_eq!(store.get_refresh_token(&rt.key, None).await.unwrap(), None);
     assert!(store
         .get_access_token(&at2.key, None)
         .await
@@ -2045,7 +2112,7 @@ async fn fill_with_one_of_everything(store: &Arc<dyn Store>) -> Filled {
     let mut refresh = first_refresh.clone();
     refresh.key = TicketKey::of("RT-rotated");
     assert!(store
-        .rotate_refresh_token(&first_refresh.key, T0, &access, &refresh)
+        .rotate_refresh_token(&first_refresh.key, T0, &access, &refresh, None)
         .await
         .unwrap());
     store
@@ -2226,7 +2293,9 @@ async fn a_deployment_is_copied_whole(source: Arc<dyn Store>, destination: Arc<d
         other => panic!("the fresh code: {other:?}"),
     }
     assert_eq!(
-        dst.get_refresh_token(&filled.refresh.key).await.unwrap(),
+        dst.get_refresh_token(&filled.refresh.key, None)
+            .await
+            .unwrap(),
         Some((filled.refresh.clone(), filled.grant.clone()))
     );
     assert_eq!(

@@ -759,15 +759,21 @@ async fn token_inner(
     from: IpAddr,
 ) -> Result<Value, Fault> {
     let form = form_body(headers, body)?;
-    // The common case, a client with a clean record redeeming a code, is decided with the clients
-    // as last compiled: the redemption checks that they still are. Anything else, or a change
-    // since, is decided (again) with the current clients.
-    if let (Some("authorization_code"), Some((version, kept))) =
-        (get_param(&form, "grant_type"), app.oidc.kept_clients())
+    // The common cases, a client with a clean record redeeming a code or a refresh token, are
+    // decided with the clients as last compiled: the write checks that they still are. Anything
+    // else, or a change since, is decided (again) with the current clients.
+    let grant_type = get_param(&form, "grant_type");
+    if let (Some("authorization_code" | "refresh_token"), Some((version, kept))) =
+        (grant_type, app.oidc.kept_clients())
     {
         if let Some(client_id) = kept_client_of(app, headers, &form, from, &kept).await? {
             if let Some(client) = kept.get(&client_id) {
-                if let Some(answer) = code_grant(app, client, &form, Some(version)).await? {
+                let answer = if grant_type == Some("refresh_token") {
+                    refresh_grant(app, client, &form, Some(version)).await?
+                } else {
+                    code_grant(app, client, &form, Some(version)).await?
+                };
+                if let Some(answer) = answer {
                     return Ok(answer);
                 }
             }
@@ -777,13 +783,14 @@ async fn token_inner(
     let Some(client) = clients.get(&client_id) else {
         return Err(Fault::Server("authenticated client vanished".into()));
     };
-    match get_param(&form, "grant_type") {
-        Some("authorization_code") => {
-            code_grant(app, client, &form, None).await?.ok_or_else(|| {
-                Fault::Server("a redemption with no registry version was refused".into())
-            })
-        }
-        Some("refresh_token") => refresh_grant(app, client, &form).await,
+    let undecided = || Fault::Server("a write with no registry version was refused".into());
+    match grant_type {
+        Some("authorization_code") => code_grant(app, client, &form, None)
+            .await?
+            .ok_or_else(undecided),
+        Some("refresh_token") => refresh_grant(app, client, &form, None)
+            .await?
+            .ok_or_else(undecided),
         Some(_) => Err(OAuthError::new("unsupported_grant_type", "unsupported grant_type").into()),
         None => Err(OAuthError::new("invalid_request", "grant_type is missing").into()),
     }
@@ -979,20 +986,26 @@ async fn code_grant(
         .map(Some)
 }
 
+/// A refresh (RFC 6749 §6). With `decided_at`, the registry version `client` was taken from:
+/// `None` when the clients have changed since (nothing is written; decide again).
 async fn refresh_grant(
     app: &AppState,
     client: &OidcClient,
     form: &[(String, String)],
-) -> Result<Value, Fault> {
+    decided_at: Option<i64>,
+) -> Result<Option<Value>, Fault> {
     let invalid = |why: &str| Fault::OAuth(OAuthError::new("invalid_grant", why));
     let refresh_id = get_param(form, "refresh_token")
         .and_then(RefreshTokenId::parse)
         .ok_or_else(|| invalid("unknown refresh token"))?;
-    let (old, grant) = app
+    let found = app
         .store
-        .get_refresh_token(&refresh_id.key())
-        .await?
-        .ok_or_else(|| invalid("unknown refresh token"))?;
+        .get_refresh_token(&refresh_id.key(), decided_at)
+        .await;
+    let (old, grant) = match found {
+        Err(StoreError::RegistryChanged) => return Ok(None),
+        found => found?.ok_or_else(|| invalid("unknown refresh token"))?,
+    };
     if grant.client_id != client.id {
         return Err(invalid("the refresh token was issued to another client"));
     }
@@ -1013,17 +1026,21 @@ async fn refresh_grant(
     }
     let scope = token::refresh_scope(&grant.scope, get_param(form, "scope"))?;
     let issued = new_tokens(app, &grant.id, &scope, now);
-    if !app
+    let rotated = app
         .store
-        .rotate_refresh_token(&old.key, now, &issued.access, &issued.refresh)
-        .await?
-    {
-        return Err(invalid("the grant has ended"));
-    }
+        .rotate_refresh_token(&old.key, now, &issued.access, &issued.refresh, decided_at)
+        .await;
+    match rotated {
+        Err(StoreError::RegistryChanged) => return Ok(None),
+        Ok(false) => return Err(invalid("the grant has ended")),
+        rotated => rotated?,
+    };
     app.metrics.issued(TicketKind::AccessToken);
     let mut narrowed = grant.clone();
     narrowed.scope = scope;
-    token_response(app, client, &narrowed, &issued, None, now).await
+    token_response(app, client, &narrowed, &issued, None, now)
+        .await
+        .map(Some)
 }
 
 /// The token response (RFC 6749 §5.1, Core §3.1.3.3): a new ID token when `openid` was granted.
@@ -1226,7 +1243,7 @@ async fn find_token(app: &AppState, value: &str) -> Result<Option<Found>, Fault>
     if let Some(id) = RefreshTokenId::parse(value) {
         return Ok(app
             .store
-            .get_refresh_token(&id.key())
+            .get_refresh_token(&id.key(), None)
             .await?
             .map(|(r, g)| Found::Refresh(r, g)));
     }

@@ -815,10 +815,21 @@ async fn a_client_changed_or_removed_after_a_flow_gets_no_more_codes_or_tokens()
         assert_eq!(info.json["email"], "alice@example.org");
     }
 
-    // Removed between its code and the token request: the client is unknown, not the code.
+    // A refresh is decided the same way: with the clients as compiled, and again after a change.
+    register(&server, client_spec("a-third")).await;
+    let refreshed = refresh(&server, CLIENT, &ok.str("refresh_token"), &[]).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.json);
+    let refreshed = refresh(&server, CLIENT, &refreshed.str("refresh_token"), &[]).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.json);
+
+    // Removed between its code and the token request: the client is unknown, not the code (nor
+    // its refresh token).
     let code = code_for(&server, &browser, &auth_params(CLIENT)).await;
     assert!(server.store.delete_client(CLIENT).await.unwrap());
     redeem(code)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    refresh(&server, CLIENT, &refreshed.str("refresh_token"), &[])
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "invalid_client");
     assert_eq!(
