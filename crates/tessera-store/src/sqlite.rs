@@ -876,16 +876,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<(AccessToken, Grant)>> {
         let key = key.as_str().to_owned();
         self.lookup(move |c| {
-            let sql = access_token_with_version("?");
-            let (version, row) = c.prepare_cached(&sql)?.query_row([&key], |row| {
-                let version: i64 = row.get("version")?;
-                let found = row.get::<_, Option<String>>("grant_id")?.is_some();
-                Ok((version, found.then(|| AccessRow::read(row)).transpose()?))
-            })?;
-            if registry_moved(decided_at, version) {
-                return Err(StoreError::RegistryChanged);
-            }
-            row.map(TryInto::try_into).transpose()
+            read_decided::<AccessRow>(c, &access_token_with_version("?"), &key, decided_at)?
+                .map(TryInto::try_into)
+                .transpose()
         })
         .await
     }
@@ -897,16 +890,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<(RefreshToken, Grant)>> {
         let key = key.as_str().to_owned();
         self.lookup(move |c| {
-            let sql = refresh_token_with_version("?");
-            let (version, row) = c.prepare_cached(&sql)?.query_row([&key], |row| {
-                let version: i64 = row.get("version")?;
-                let found = row.get::<_, Option<String>>("grant_id")?.is_some();
-                Ok((version, found.then(|| RefreshRow::read(row)).transpose()?))
-            })?;
-            if registry_moved(decided_at, version) {
-                return Err(StoreError::RegistryChanged);
-            }
-            row.map(TryInto::try_into).transpose()
+            read_decided::<RefreshRow>(c, &refresh_token_with_version("?"), &key, decided_at)?
+                .map(TryInto::try_into)
+                .transpose()
         })
         .await
     }
@@ -1380,6 +1366,26 @@ fn insert_access(c: &Connection, session: &str, a: &ServiceAccess) -> StoreResul
         params![a.service, a.ticket, ts(a.validated_at), session],
     )?;
     Ok(())
+}
+
+/// The row `sql` finds for `key` (a token's, read with the registry version: one row whatever
+/// the key, its `grant_id` NULL when there is none), unless the registry version has moved from
+/// `decided_at` (if given): [`StoreError::RegistryChanged`].
+fn read_decided<R: FromSqlite>(
+    c: &Connection,
+    sql: &str,
+    key: &str,
+    decided_at: Option<i64>,
+) -> StoreResult<Option<R>> {
+    let (version, row) = c.prepare_cached(sql)?.query_row([key], |row| {
+        let version: i64 = row.get("version")?;
+        let found = row.get::<_, Option<String>>("grant_id")?.is_some();
+        Ok((version, found.then(|| R::read(row)).transpose()?))
+    })?;
+    if registry_moved(decided_at, version) {
+        return Err(StoreError::RegistryChanged);
+    }
+    Ok(row)
 }
 
 /// [`StoreError::RegistryChanged`] unless the registry version is still `decided_at` (if given).
