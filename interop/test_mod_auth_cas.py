@@ -1,9 +1,10 @@
 """mod_auth_cas 1.2 (Debian's libapache2-mod-auth-cas) protecting pages of a local Apache.
 
-Apache runs from a configuration of its own (``apache2 -f``), with two virtual hosts on free
-ports: one validates at ``/cas/serviceValidate`` (CAS 2.0), the other at ``/cas/samlValidate``
-(``CASValidateSAML On``), both against the https tessera of ``conftest.https_tessera``, whose
-certificate mod_auth_cas checks against the run's CA (``CASCertificatePath``). The protected
+Apache runs from a configuration of its own (``apache2 -f``), with three virtual hosts on free
+ports: they validate at ``/cas/validate`` (``CASVersion 1``), ``/cas/serviceValidate`` (CAS 2.0)
+and ``/cas/samlValidate`` (``CASValidateSAML On``), all against the https tessera of
+``conftest.https_tessera``, whose certificate mod_auth_cas checks against the run's CA
+(``CASCertificatePath``). The protected
 page is a server-side include that shows ``REMOTE_USER`` and the attribute headers
 (``CASAuthNHeader``, ``CASAttributePrefix``) as JSON; ``CASSSOEnabled`` takes single-logout
 requests.
@@ -18,7 +19,8 @@ import pytest
 
 from harness import ALICE, ApacheServer, Browser, Tessera, describe, sign_in_at
 
-VHOSTS = {"v2": "serviceValidate", "saml": "samlValidate"}
+VHOSTS = {"v1": "validate", "v2": "serviceValidate", "saml": "samlValidate"}
+ATTRIBUTES = ("v2", "saml")  # CAS 1.0 has no attributes
 SLO_WAIT = 10  # seconds for a back-channel logout to reach Apache
 
 # Attributes arrive as request headers (CAS-<name>, values joined by the delimiter), which
@@ -40,6 +42,7 @@ def start_apache(tessera: Tessera, ca_file: Path) -> ApacheServer:
 <VirtualHost 127.0.0.1:{port}>
     ServerName 127.0.0.1:{port}
     CASValidateURL {tessera.url(endpoint)}
+    CASVersion {1 if name == "v1" else 2}
     CASValidateSAML {"On" if name == "saml" else "Off"}
     <Location />
         CASCookie MOD_AUTH_CAS_{name.upper()}
@@ -96,7 +99,7 @@ def alice_attributes(who: dict) -> None:
     assert sorted(who["eduPersonAffiliation"].split(",")) == ["member", "staff"], who
 
 
-@pytest.mark.parametrize("vhost", list(VHOSTS))
+@pytest.mark.parametrize("vhost", ATTRIBUTES)
 def test_mod_auth_cas_logs_in_and_passes_the_attributes_on(stack, https_tessera, apache, vhost):
     browser = Browser(stack.pki.ca_cert)
     url = apache.url(vhost, "/protected/")
@@ -109,14 +112,23 @@ def test_mod_auth_cas_logs_in_and_passes_the_attributes_on(stack, https_tessera,
     browser.close()
 
 
+def test_mod_auth_cas_logs_in_over_cas_1(stack, https_tessera, apache):
+    """CAS 1.0: mod_auth_cas reads `yes` and the user from /validate, line by line."""
+    browser = Browser(stack.pki.ca_cert)
+    who = sign_in_at(browser, https_tessera, apache.url("v1", "/protected/"), ALICE)
+    assert who["user"] == "alice" and who["mail"] == "(none)", who
+    browser.close()
+
+
 def test_mod_auth_cas_single_sign_on_then_single_logout(stack, https_tessera, apache):
     browser = Browser(stack.pki.ca_cert)
     sign_in_at(browser, https_tessera, apache.url("v2", "/protected/"), ALICE)
-    hops = browser.follow(apache.url("saml", "/protected/"))
-    assert not any(hop.shows_login_form for hop in hops), describe(hops)
-    assert hops[-1].whoami()["user"] == "alice", describe(hops)
+    for vhost in ("saml", "v1"):
+        hops = browser.follow(apache.url(vhost, "/protected/"))
+        assert not any(hop.shows_login_form for hop in hops), describe(hops)
+        assert hops[-1].whoami()["user"] == "alice", describe(hops)
 
-    # Logging out of tessera tells both; mod_auth_cas forgets each session.
+    # Logging out of tessera tells all three; mod_auth_cas forgets each session.
     hops = browser.follow(https_tessera.url("/logout"))
     assert hops[-1].status == 200, describe(hops)
     deadline = time.monotonic() + SLO_WAIT
