@@ -48,7 +48,6 @@ pub(crate) struct Shared {
     login_body_prefix: String,
     authorize_target: String,
     token_body_prefix: String,
-    refresh_body_prefix: &'static str,
     basic: String,
     ceiling_target: String,
     /// Minted tickets waiting for validation.
@@ -88,7 +87,6 @@ impl Shared {
                 "grant_type=authorization_code&redirect_uri={}&code=",
                 enc(REDIRECT_URI)
             ),
-            refresh_body_prefix: "grant_type=refresh_token&refresh_token=",
             basic: format!("Basic {}", STANDARD.encode(credentials)),
             ceiling_target: format!(
                 "{CAS}/p3/serviceValidate?service={service}&ticket=ST-0123456789abcdefghijklmnopqrs"
@@ -295,7 +293,7 @@ async fn code_tokens(shared: &Shared, w: &mut Worker) -> Result<serde_json::Valu
 
 /// A refresh: the new refresh token, which must differ from `refresh` (rotation).
 async fn refresh_tokens(shared: &Shared, conn: &mut Conn, refresh: &str) -> Result<String> {
-    let body = format!("{}{}", shared.refresh_body_prefix, enc(refresh));
+    let body = format!("grant_type=refresh_token&refresh_token={}", enc(refresh));
     let tokens = token_request(shared, conn, body).await?;
     if !tokens["access_token"].is_string() {
         bail!("refresh: no access_token");

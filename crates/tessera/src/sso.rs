@@ -68,9 +68,7 @@ pub async fn start_session(
     warn: bool,
     now: Timestamp,
 ) -> StoreResult<(TicketGrantingTicketId, SsoSession)> {
-    let (tgt, session) = new_session(user, long_term, warn, now);
-    let expires_at = session.expires_at(&app.settings.session.policy());
-    app.store.put_session(&session, expires_at).await?;
+    let LoggedIn { tgt, session, .. } = log_in(app, None, user, long_term, warn, now).await?;
     Ok((tgt, session))
 }
 

@@ -222,9 +222,7 @@ async fn login_page(
             requested,
         ) {
             let redirect = Delivery::Redirect;
-            match redirect_with_ticket(&app, session, url, false, now, Some(version), redirect)
-                .await
-            {
+            match hand_over_ticket(&app, session, url, false, now, Some(version), redirect).await {
                 Err(PageFault::Store(StoreError::RegistryChanged)) => {}
                 issued => return issued,
             }
@@ -268,7 +266,7 @@ async fn login_page(
     let mut response = match (step, requested, current.session.as_ref()) {
         (LoginStep::IssueTicket, RequestedService::Registered(url, _), Some(session)) => {
             let delivery = Delivery::of(flags.method, &view);
-            redirect_with_ticket(&app, session, url, false, now, None, delivery).await?
+            hand_over_ticket(&app, session, url, false, now, None, delivery).await?
         }
         (
             LoginStep::ConfirmWarning,
@@ -471,7 +469,7 @@ async fn login_submit(
         _ if resume.is_some() => redirect(&resume.map(|r| r.target(&app)).unwrap_or_default()),
         (LoginStep::IssueTicket, RequestedService::Registered(url, _)) => {
             let delivery = Delivery::of(flags.method, &view);
-            redirect_with_ticket(&app, &session, url, true, now, None, delivery).await?
+            hand_over_ticket(&app, &session, url, true, now, None, delivery).await?
         }
         (LoginStep::AccessDenied, RequestedService::Registered(url, registered)) => {
             access_denied_page(&app, &view, &session, url, registered)?
@@ -504,7 +502,7 @@ async fn continue_after_warning(
             Some(session),
         ) => {
             let delivery = Delivery::of(flags.method, view);
-            redirect_with_ticket(app, &session, url, false, now, None, delivery).await
+            hand_over_ticket(app, &session, url, false, now, None, delivery).await
         }
         _ => {
             show_form(
@@ -601,7 +599,7 @@ fn form_action(app: &AppState, flags: LoginFlags) -> String {
 
 /// Issues a ticket (see [`sso::issue_service_ticket`], which takes `decided_at`) and sends the
 /// browser back to the service with it: in the redirect's query, or posted by the page's form.
-async fn redirect_with_ticket(
+async fn hand_over_ticket(
     app: &AppState,
     session: &SsoSession,
     service: &ServiceUrl,

@@ -1031,10 +1031,11 @@ async fn refresh_grant(
         .rotate_refresh_token(&old.key, now, &issued.access, &issued.refresh, decided_at)
         .await;
     match rotated {
-        Err(StoreError::RegistryChanged) => return Ok(None),
+        Ok(true) => {}
         Ok(false) => return Err(invalid("the grant has ended")),
-        rotated => rotated?,
-    };
+        Err(StoreError::RegistryChanged) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
     app.metrics.issued(TicketKind::AccessToken);
     let mut narrowed = grant.clone();
     narrowed.scope = scope;
